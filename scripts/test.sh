@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs every meshfwd test: installs dependencies, builds with warnings as errors, runs the unit,
+# fuzz-replay and network-namespace suites, then a short libFuzzer run of every fuzz target in a
+# clang build. The last line is "N passed, N failed, N skipped" over all of them.
+#   scripts/test.sh            # everything
+#   SKIP_FUZZ=1 scripts/test.sh   # without the clang/libFuzzer build
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+jobs=$(nproc)
+logs=()
+build_failed=0
+
+configure() { # dir, extra args...
+  local dir=$1; shift
+  if [[ -f $dir/build.ninja ]]; then
+    meson setup --reconfigure "$dir" "$@" >/dev/null
+  else
+    meson setup "$dir" "$@" >/dev/null
+  fi
+}
+
+echo "== build (g++, -Werror)"
+if configure build -Dwerror=true && ninja -C build -j "$jobs"; then
+  echo "== tests: unit, cli, fuzz-replay, netns"
+  meson test -C build --num-processes "$jobs" --print-errorlogs --no-rebuild \
+    --suite unit --suite cli --suite fuzz-replay --suite netns
+  logs+=(build/meson-logs/testlog.json)
+else
+  echo "build failed" >&2
+  build_failed=$((build_failed + 1))
+fi
+
+if [[ -z ${SKIP_FUZZ:-} ]]; then
+  echo "== fuzz (clang, libFuzzer, ASan+UBSan)"
+  if CC=clang CXX=clang++ configure build-fuzz -Dfuzz=true -Dwerror=true -Ddpdk=disabled &&
+     ninja -C build-fuzz -j "$jobs"; then
+    meson test -C build-fuzz --num-processes "$jobs" --print-errorlogs --no-rebuild --suite fuzz
+    logs+=(build-fuzz/meson-logs/testlog.json)
+  else
+    echo "fuzz build failed" >&2
+    build_failed=$((build_failed + 1))
+  fi
+fi
+
+python3 - "$build_failed" "${logs[@]}" <<'PY'
+import json, sys
+failed = int(sys.argv[1])
+passed = skipped = 0
+for path in sys.argv[2:]:
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)["result"]
+            if r in ("OK", "EXPECTEDFAIL"):
+                passed += 1
+            elif r == "SKIP":
+                skipped += 1
+            else:
+                failed += 1
+print(f"{passed} passed, {failed} failed, {skipped} skipped")
+sys.exit(1 if failed else 0)
+PY

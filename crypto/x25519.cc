@@ -46,6 +46,13 @@ std::optional<std::array<uint8_t, 32>> key_from_base64(std::string_view text) {
     if (text.size() != 44 || text[43] != '=') {
         return std::nullopt;
     }
+    // libsodium 1.0.18's decoder takes any byte >= 0x80 as a base64 digit: check the alphabet here.
+    for (std::size_t i = 0; i < 43; ++i) {
+        const char c = text[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/')) {
+            return std::nullopt;
+        }
+    }
     std::array<uint8_t, 32> key{};
     size_t len = 0;
     const char* end = nullptr;

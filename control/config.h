@@ -1,0 +1,181 @@
+// The node's configuration as plain, already-validated values: what mesh.yaml says, with every
+// default filled in. Built once by load_config (control/config_yaml.h) on the main thread before
+// any other thread starts; afterwards read-only, so any thread may read it. Move-only, because
+// it owns the node's private key.
+//
+// control/README.md has the reference table (key, type, default, meaning) for every field.
+#pragma once
+
+#include "crypto/secret.h"
+#include "crypto/x25519.h"
+#include "lib/ip_address.h"
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace meshfwd::control {
+
+using std::chrono_literals::operator""s;
+using std::chrono_literals::operator""min;
+
+// A host name or IP literal with a port, as given (discovery server, STUN/TURN servers). Names
+// are resolved later by the control thread, so a DNS outage cannot make a config invalid.
+struct host_port {
+    std::string host;
+    uint16_t port = 0;
+};
+
+enum class device_type { tun, tap };
+
+struct device_config {
+    device_type type = device_type::tun;
+    std::string name = "mesh0";
+    uint32_t mtu = 1400;
+    // Empty (the default, or "") means derived from the node's public key at start-up.
+    std::optional<std::array<uint8_t, 6>> mac_address;
+};
+
+struct discovery_config {
+    // Unset: no coordination server, only the static peers below.
+    std::optional<host_port> server;
+    std::chrono::nanoseconds heartbeat_interval = 30s;
+};
+
+// stun:host[:port] or stuns:host[:port] (RFC 7064); default port 3478, or 5349 for stuns.
+struct stun_server {
+    bool secure = false;
+    host_port address;
+};
+
+enum class turn_transport { udp, tcp };
+
+// turn:host[:port][?transport=udp|tcp] or turns:... (RFC 7065), with long-term credentials.
+struct turn_server {
+    bool secure = false;
+    host_port address;
+    turn_transport transport = turn_transport::udp;
+    std::string username;
+    std::string password;
+};
+
+struct connection_config {
+    bool direct_connect = true;
+    bool relay_enabled = true;
+    bool relay_via_peers = true;
+    std::chrono::nanoseconds connect_timeout = 30s;
+    std::chrono::nanoseconds keepalive_interval = 25s;
+};
+
+struct routing_config {
+    uint32_t max_hops = 8;
+    std::chrono::nanoseconds route_timeout = 5min;
+    bool split_horizon = true;
+};
+
+// Seed 000's `mesh:` section, key for key.
+struct mesh_config {
+    bool enabled = false;
+    std::string network_id;
+    std::optional<ip_prefix> network_cidr;
+    device_config device;
+    discovery_config discovery;
+    std::vector<stun_server> stun_servers;
+    std::vector<turn_server> turn_servers;
+    connection_config connection;
+    routing_config routing;
+};
+
+struct node_config {
+    // Default: the host name.
+    std::string name;
+    // Resolved against the config file's directory.
+    std::filesystem::path private_key_file;
+    crypto::secret32 private_key;
+    crypto::public_key public_key{};
+    uint16_t listen_port = 51820;
+    // The node's overlay address with the prefix length of the overlay network, e.g. 10.100.0.1/16.
+    ip_prefix address;
+};
+
+struct peer_config {
+    crypto::public_key public_key{};
+    std::optional<endpoint> endpoint_address;
+    // Masked to their network address, as `wg` does.
+    std::vector<ip_prefix> allowed_ips;
+    // Unset (absent or 0s) means off; otherwise whole seconds in 1..65535, as in WireGuard.
+    std::optional<std::chrono::seconds> persistent_keepalive;
+    std::optional<std::filesystem::path> preshared_key_file;
+    std::optional<crypto::secret32> preshared_key;
+};
+
+enum class poll_mode { adaptive, busy };
+enum class crypto_backend { automatic, libsodium, ipsec_mb };
+enum class port_type { uring, dpdk };
+
+struct dpdk_config {
+    std::vector<std::string> eal_args;
+};
+
+struct port_config {
+    port_type type = port_type::uring;
+    dpdk_config dpdk;
+};
+
+struct dataplane_config {
+    poll_mode poll = poll_mode::adaptive;
+    uint32_t batch = 64;
+    crypto_backend crypto = crypto_backend::automatic;
+    port_config port;
+};
+
+struct api_config {
+    endpoint listen{ip_address::v4(0x7f000001), 7082}; // 127.0.0.1:7082: local only by default
+};
+
+enum class l4_protocol { tcp, udp };
+
+struct health_check_config {
+    std::chrono::nanoseconds interval = 10s;
+    std::chrono::nanoseconds timeout = 2s;
+};
+
+// One L4 port forward (seed 004): traffic to listen_port on the underlay goes to one of the
+// healthy overlay backends. Validated now; the gateway that acts on it comes later.
+struct forward_config {
+    std::string name;
+    l4_protocol protocol = l4_protocol::tcp;
+    uint16_t listen_port = 0;
+    std::vector<endpoint> backends;
+    health_check_config health_check;
+};
+
+struct gateway_config {
+    std::vector<forward_config> forwards;
+    bool exit_node = false;
+};
+
+struct config {
+    // The file it was loaded from, as given to load_config.
+    std::filesystem::path source;
+    mesh_config mesh;
+    node_config node;
+    std::vector<peer_config> peers;
+    dataplane_config dataplane;
+    api_config api;
+    gateway_config gateway;
+};
+
+// Names as written in mesh.yaml, for summaries and status output.
+const char* to_string(device_type v) noexcept;
+const char* to_string(poll_mode v) noexcept;
+const char* to_string(crypto_backend v) noexcept;
+const char* to_string(port_type v) noexcept;
+const char* to_string(l4_protocol v) noexcept;
+const char* to_string(turn_transport v) noexcept;
+
+} // namespace meshfwd::control

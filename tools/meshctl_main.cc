@@ -1,0 +1,65 @@
+// meshctl: the operator CLI. Main thread only; each subcommand runs to completion and exits.
+//
+// Exit codes (also in --help): 0 success; 1 the operation failed (bad key on stdin, no ping
+// reply); 2 usage or configuration error.
+#include "crypto/x25519.h"
+#include "tools/meshctl_keys.h"
+#include "tools/meshctl_ping.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <string>
+
+namespace {
+
+constexpr int exit_usage = 2;
+
+constexpr const char* exit_code_help =
+    "Exit codes: 0 success; 1 the operation failed (key on stdin rejected, no ping reply);\n"
+    "2 usage or configuration error.";
+
+} // namespace
+
+int main(int argc, char** argv) {
+    using namespace meshfwd;
+
+    CLI::App app{"meshctl: operator CLI for meshfwd"};
+    app.footer(exit_code_help);
+    app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("meshctl ") + MESHFWD_VERSION);
+
+    auto* genkey = app.add_subcommand("genkey", "Print a new private key (like `wg genkey`)");
+    auto* pubkey = app.add_subcommand("pubkey", "Read a private key on stdin, print its public key (like `wg pubkey`)");
+    auto* genpsk = app.add_subcommand("genpsk", "Print a new pre-shared key (like `wg genpsk`)");
+
+    meshctl::ping_options ping_opts;
+    auto* ping = app.add_subcommand("ping", "Handshake with a WireGuard peer and ping an address inside the tunnel");
+    meshctl::add_ping_options(*ping, ping_opts);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int rc = app.exit(e);
+        // --help and --version are successes; every real parse error is a usage error.
+        return rc == 0 ? 0 : exit_usage;
+    }
+
+    if (!crypto::crypto_init()) {
+        std::fputs("meshctl: libsodium failed to initialise\n", stderr);
+        return 1;
+    }
+    if (genkey->parsed()) {
+        return meshctl::run_genkey(stdout);
+    }
+    if (pubkey->parsed()) {
+        return meshctl::run_pubkey(stdin, stdout);
+    }
+    if (genpsk->parsed()) {
+        return meshctl::run_genpsk(stdout);
+    }
+    if (ping->parsed()) {
+        return meshctl::run_ping(ping_opts);
+    }
+    return exit_usage;
+}

@@ -11,12 +11,6 @@ namespace meshfwd::crypto {
 
 namespace {
 
-constexpr std::array<std::string_view, n_cookie_reasons> cookie_reason_names = {
-#define MESHFWD_X(name, text) #name,
-    MESHFWD_COOKIE_REASONS(MESHFWD_X)
-#undef MESHFWD_X
-};
-
 // MAC(key, data) = keyed BLAKE2s with 16 bytes of output.
 void mac16_of(std::span<uint8_t, spec::mac_size> out, std::span<const uint8_t> key,
               std::span<const uint8_t> data) noexcept {
@@ -36,11 +30,6 @@ void compute_mac2(std::span<uint8_t, spec::mac_size> out, std::span<const uint8_
 bool equal16(const uint8_t* a, const uint8_t* b) noexcept { return sodium_memcmp(a, b, spec::mac_size) == 0; }
 
 }  // namespace
-
-std::string_view to_string(cookie_reason r) noexcept {
-    const auto i = static_cast<std::size_t>(r);
-    return i < n_cookie_reasons ? cookie_reason_names[i] : std::string_view("?");
-}
 
 cookie_source cookie_source::from(std::span<const uint8_t> ip, uint16_t port) noexcept {
     cookie_source s;

@@ -18,6 +18,8 @@
 // cookie_maker: the initiator side, one per peer, owned by the control thread.
 #pragma once
 
+#include "lib/reasons.h"
+
 #include "crypto/blake2s.h"
 #include "crypto/messages.h"
 #include "crypto/noise.h"
@@ -38,17 +40,7 @@ namespace meshfwd::crypto {
     X(unexpected_reply, "cookie reply without an outstanding mac1 (or already consumed)") \
     X(bad_reply, "cookie reply did not decrypt with our last mac1")
 
-enum class cookie_reason : uint8_t {
-#define MESHFWD_X(name, text) name,
-    MESHFWD_COOKIE_REASONS(MESHFWD_X)
-#undef MESHFWD_X
-};
-inline constexpr std::size_t n_cookie_reasons = 0
-#define MESHFWD_X(name, text) +1
-    MESHFWD_COOKIE_REASONS(MESHFWD_X)
-#undef MESHFWD_X
-    ;
-[[nodiscard]] std::string_view to_string(cookie_reason r) noexcept;
+MESHFWD_DEFINE_REASONS(cookie_reason, MESHFWD_COOKIE_REASONS)
 
 // The source of a datagram as the cookie hashes it: 4 or 16 address bytes, then the port in
 // network byte order.

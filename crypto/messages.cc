@@ -7,17 +7,6 @@ namespace meshfwd::crypto {
 
 namespace {
 
-constexpr std::array<std::string_view, n_message_reasons> message_reason_names = {
-#define MESHFWD_X(name, text) #name,
-    MESHFWD_MESSAGE_REASONS(MESHFWD_X)
-#undef MESHFWD_X
-};
-constexpr std::array<std::string_view, n_message_reasons> message_reason_texts = {
-#define MESHFWD_X(name, text) text,
-    MESHFWD_MESSAGE_REASONS(MESHFWD_X)
-#undef MESHFWD_X
-};
-
 template <typename Message>
 message_reason parse_fixed(std::span<const uint8_t> datagram, uint32_t type, Message& out) noexcept {
     if (datagram.size() < 4) {
@@ -37,16 +26,6 @@ message_reason parse_fixed(std::span<const uint8_t> datagram, uint32_t type, Mes
 }
 
 }  // namespace
-
-std::string_view to_string(message_reason r) noexcept {
-    const auto i = static_cast<std::size_t>(r);
-    return i < n_message_reasons ? message_reason_names[i] : std::string_view("?");
-}
-
-std::string_view describe(message_reason r) noexcept {
-    const auto i = static_cast<std::size_t>(r);
-    return i < n_message_reasons ? message_reason_texts[i] : std::string_view("?");
-}
 
 classified classify_message(std::span<const uint8_t> datagram) noexcept {
     if (datagram.empty()) {

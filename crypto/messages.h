@@ -17,6 +17,8 @@
 // here too (parse_* never read past the span and never crash; they return a named reason).
 #pragma once
 
+#include "lib/reasons.h"
+
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -188,18 +190,7 @@ constexpr std::size_t transport_padded_len(std::size_t plain_len) noexcept {
     X(oversized, "longer than the message type's fixed size")                      \
     X(wrong_type, "type word differs from the type this parser expects")
 
-enum class message_reason : uint8_t {
-#define MESHFWD_X(name, text) name,
-    MESHFWD_MESSAGE_REASONS(MESHFWD_X)
-#undef MESHFWD_X
-};
-inline constexpr std::size_t n_message_reasons = 0
-#define MESHFWD_X(name, text) +1
-    MESHFWD_MESSAGE_REASONS(MESHFWD_X)
-#undef MESHFWD_X
-    ;
-[[nodiscard]] std::string_view to_string(message_reason r) noexcept;
-[[nodiscard]] std::string_view describe(message_reason r) noexcept;
+MESHFWD_DEFINE_REASONS(message_reason, MESHFWD_MESSAGE_REASONS)
 
 enum class message_kind : uint8_t { invalid = 0, initiation = 1, response = 2, cookie_reply = 3, transport = 4 };
 

@@ -31,17 +31,6 @@ namespace meshfwd::crypto {
 
 namespace {
 
-constexpr std::array<std::string_view, n_handshake_reasons> handshake_reason_names = {
-#define MESHFWD_X(name, text) #name,
-    MESHFWD_HANDSHAKE_REASONS(MESHFWD_X)
-#undef MESHFWD_X
-};
-constexpr std::array<std::string_view, n_handshake_reasons> handshake_reason_texts = {
-#define MESHFWD_X(name, text) text,
-    MESHFWD_HANDSHAKE_REASONS(MESHFWD_X)
-#undef MESHFWD_X
-};
-
 std::span<const uint8_t> text_bytes(std::string_view s) noexcept {
     return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
@@ -89,16 +78,6 @@ static_assert(noise::message1_size(spec::timestamp_size) == initiation_noise_siz
 static_assert(noise::message2_size(0) == response_noise_size);
 
 }  // namespace
-
-std::string_view to_string(handshake_reason r) noexcept {
-    const auto i = static_cast<std::size_t>(r);
-    return i < n_handshake_reasons ? handshake_reason_names[i] : std::string_view("?");
-}
-
-std::string_view describe(handshake_reason r) noexcept {
-    const auto i = static_cast<std::size_t>(r);
-    return i < n_handshake_reasons ? handshake_reason_texts[i] : std::string_view("?");
-}
 
 hash32 derive_mac1_key(const public_key& key) noexcept { return label_hash(spec::label_mac1, key); }
 hash32 derive_cookie_key(const public_key& key) noexcept { return label_hash(spec::label_cookie, key); }

@@ -23,6 +23,8 @@
 //                                                        arrives on kp: key confirmation)
 #pragma once
 
+#include "lib/reasons.h"
+
 #include "crypto/blake2s.h"
 #include "crypto/keypair.h"
 #include "crypto/messages.h"
@@ -51,18 +53,7 @@ namespace meshfwd::crypto {
     X(wrong_index, "receiver index is not the index of our outstanding initiation")         \
     X(bad_response, "response did not authenticate (wrong static key or PSK)")
 
-enum class handshake_reason : uint8_t {
-#define MESHFWD_X(name, text) name,
-    MESHFWD_HANDSHAKE_REASONS(MESHFWD_X)
-#undef MESHFWD_X
-};
-inline constexpr std::size_t n_handshake_reasons = 0
-#define MESHFWD_X(name, text) +1
-    MESHFWD_HANDSHAKE_REASONS(MESHFWD_X)
-#undef MESHFWD_X
-    ;
-[[nodiscard]] std::string_view to_string(handshake_reason r) noexcept;
-[[nodiscard]] std::string_view describe(handshake_reason r) noexcept;
+MESHFWD_DEFINE_REASONS(handshake_reason, MESHFWD_HANDSHAKE_REASONS)
 
 // HASH(label || public key): mac1 key (label "mac1----") and cookie key (label "cookie--").
 [[nodiscard]] hash32 derive_mac1_key(const public_key& key) noexcept;

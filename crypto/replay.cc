@@ -39,12 +39,6 @@ namespace meshfwd::crypto {
 
 namespace {
 
-constexpr std::array<std::string_view, n_replay_reasons> replay_reason_names = {
-#define MESHFWD_X(name, text) #name,
-    MESHFWD_REPLAY_REASONS(MESHFWD_X)
-#undef MESHFWD_X
-};
-
 constexpr uint64_t pack(uint32_t generation, uint32_t bits) noexcept {
     return (static_cast<uint64_t>(generation) << 32) | bits;
 }
@@ -68,11 +62,6 @@ constexpr bool below_window(uint64_t counter, uint64_t max) noexcept {
 }
 
 }  // namespace
-
-std::string_view to_string(replay_reason r) noexcept {
-    const auto i = static_cast<std::size_t>(r);
-    return i < n_replay_reasons ? replay_reason_names[i] : std::string_view("?");
-}
 
 void replay_window::reset() noexcept {
     _max.store(0, std::memory_order_relaxed);

@@ -13,6 +13,8 @@
 // proof that this equals the sequential window and for the ordering rules.
 #pragma once
 
+#include "lib/reasons.h"
+
 #include "crypto/messages.h"
 
 #include <array>
@@ -28,17 +30,7 @@ namespace meshfwd::crypto {
     X(duplicate, "counter already accepted")                              \
     X(limit, "counter >= REJECT_AFTER_MESSAGES")
 
-enum class replay_reason : uint8_t {
-#define MESHFWD_X(name, text) name,
-    MESHFWD_REPLAY_REASONS(MESHFWD_X)
-#undef MESHFWD_X
-};
-inline constexpr std::size_t n_replay_reasons = 0
-#define MESHFWD_X(name, text) +1
-    MESHFWD_REPLAY_REASONS(MESHFWD_X)
-#undef MESHFWD_X
-    ;
-[[nodiscard]] std::string_view to_string(replay_reason r) noexcept;
+MESHFWD_DEFINE_REASONS(replay_reason, MESHFWD_REPLAY_REASONS)
 
 class replay_window {
 public:

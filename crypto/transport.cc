@@ -11,12 +11,6 @@ namespace meshfwd::crypto {
 
 namespace {
 
-constexpr std::array<std::string_view, n_transport_reasons> transport_reason_names = {
-#define MESHFWD_X(name, text) #name,
-    MESHFWD_TRANSPORT_REASONS(MESHFWD_X)
-#undef MESHFWD_X
-};
-
 constexpr std::size_t header_size = sizeof(message_transport_header);
 
 // The kernel's calculate_skb_padding: pad to 16, but not past the MTU (and a packet larger
@@ -31,11 +25,6 @@ std::size_t padded_len(std::size_t plain_len, std::size_t mtu) noexcept {
 }
 
 }  // namespace
-
-std::string_view to_string(transport_reason r) noexcept {
-    const auto i = static_cast<std::size_t>(r);
-    return i < n_transport_reasons ? transport_reason_names[i] : std::string_view("?");
-}
 
 std::size_t transport_message_size(std::size_t plain_len, std::size_t mtu) noexcept {
     return header_size + padded_len(plain_len, mtu) + spec::tag_size;

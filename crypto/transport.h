@@ -12,6 +12,8 @@
 // keepalives, tests and fuzzing.
 #pragma once
 
+#include "lib/reasons.h"
+
 #include "crypto/keypair.h"
 #include "crypto/messages.h"
 
@@ -36,17 +38,7 @@ namespace meshfwd::crypto {
     X(replay_too_old, "counter below the replay window")                               \
     X(replay_duplicate, "counter already received")
 
-enum class transport_reason : uint8_t {
-#define MESHFWD_X(name, text) name,
-    MESHFWD_TRANSPORT_REASONS(MESHFWD_X)
-#undef MESHFWD_X
-};
-inline constexpr std::size_t n_transport_reasons = 0
-#define MESHFWD_X(name, text) +1
-    MESHFWD_TRANSPORT_REASONS(MESHFWD_X)
-#undef MESHFWD_X
-    ;
-[[nodiscard]] std::string_view to_string(transport_reason r) noexcept;
+MESHFWD_DEFINE_REASONS(transport_reason, MESHFWD_TRANSPORT_REASONS)
 
 struct transport_result {
     transport_reason reason = transport_reason::ok;

@@ -12,6 +12,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # test peers and tools
   wireguard-tools wireguard-go iproute2 iputils-ping nftables iperf3 procps
+  # bench/throughput chart
+  gnuplot-nox
 )
 
 missing=()

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs every meshfwd test: installs dependencies, builds with warnings as errors, runs the unit,
-# fuzz-replay and network-namespace suites, then a short libFuzzer run of every fuzz target in a
-# clang build. The last line is "N passed, N failed, N skipped" over all of them.
+# Runs every meshfwd test: installs dependencies, builds with warnings as errors (g++), runs the
+# unit, cli, fuzz-replay and network-namespace suites; then TSan over the lock-free structures;
+# then a clang build instrumented with ASan+UBSan that reruns the unit tests and fuzzes every
+# target for a few seconds with libFuzzer. The last line is "N passed, N failed, N skipped" over all of them.
 #   scripts/test.sh            # everything
-#   SKIP_FUZZ=1 scripts/test.sh   # without the clang/libFuzzer build
+#   SKIP_FUZZ=1 scripts/test.sh   # without the clang ASan+UBSan/libFuzzer build
+#   SKIP_SANITIZERS=1 scripts/test.sh   # without the TSan build
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,11 +35,27 @@ else
   build_failed=$((build_failed + 1))
 fi
 
+if [[ -z ${SKIP_SANITIZERS:-} ]]; then
+  # The lock-free structures shared between threads: SPSC ring, RCU pointer, replay window.
+  tsan_tests=(spsc_ring rcu replay)
+  echo "== sanitizers: TSan over ${tsan_tests[*]}"
+  if configure build-tsan -Db_sanitize=thread -Db_lundef=false -Dwerror=true -Ddpdk=disabled &&
+     ninja -C build-tsan -j "$jobs" $(printf 'tests/unit/%s_test ' "${tsan_tests[@]}"); then
+    TSAN_OPTIONS=halt_on_error=1 \
+      meson test -C build-tsan --num-processes 1 --print-errorlogs --no-rebuild "${tsan_tests[@]}"
+    logs+=(build-tsan/meson-logs/testlog.json)
+  else
+    echo "TSan build failed" >&2
+    build_failed=$((build_failed + 1))
+  fi
+fi
+
 if [[ -z ${SKIP_FUZZ:-} ]]; then
-  echo "== fuzz (clang, libFuzzer, ASan+UBSan)"
+  echo "== clang, ASan+UBSan: unit tests, and each fuzz target under libFuzzer"
   if CC=clang CXX=clang++ configure build-fuzz -Dfuzz=true -Dwerror=true -Ddpdk=disabled &&
      ninja -C build-fuzz -j "$jobs"; then
-    meson test -C build-fuzz --num-processes "$jobs" --print-errorlogs --no-rebuild --suite fuzz
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+      meson test -C build-fuzz --num-processes "$jobs" --print-errorlogs --no-rebuild --suite unit --suite fuzz
     logs+=(build-fuzz/meson-logs/testlog.json)
   else
     echo "fuzz build failed" >&2

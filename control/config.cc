@@ -23,18 +23,6 @@ const char* to_string(poll_mode v) noexcept {
     return "?";
 }
 
-const char* to_string(crypto_backend v) noexcept {
-    switch (v) {
-    case crypto_backend::automatic:
-        return "auto";
-    case crypto_backend::libsodium:
-        return "libsodium";
-    case crypto_backend::ipsec_mb:
-        return "ipsec-mb";
-    }
-    return "?";
-}
-
 const char* to_string(port_type v) noexcept {
     switch (v) {
     case port_type::uring:

@@ -6,6 +6,7 @@
 // control/README.md has the reference table (key, type, default, meaning) for every field.
 #pragma once
 
+#include "crypto/aead_burst.h"
 #include "crypto/secret.h"
 #include "crypto/x25519.h"
 #include "lib/ip_address.h"
@@ -114,7 +115,8 @@ struct peer_config {
 };
 
 enum class poll_mode { adaptive, busy };
-enum class crypto_backend { automatic, libsodium, ipsec_mb };
+// dataplane.crypto is the batched-AEAD backend choice itself.
+using crypto_backend = crypto::aead_backend;
 enum class port_type { uring, dpdk };
 
 struct dpdk_config {
@@ -173,7 +175,6 @@ struct config {
 // Names as written in mesh.yaml, for summaries and status output.
 const char* to_string(device_type v) noexcept;
 const char* to_string(poll_mode v) noexcept;
-const char* to_string(crypto_backend v) noexcept;
 const char* to_string(port_type v) noexcept;
 const char* to_string(l4_protocol v) noexcept;
 const char* to_string(turn_transport v) noexcept;

@@ -597,9 +597,11 @@ private:
         });
         if (const auto* e = present(m, "crypto")) {
             if (auto backend = as_enum(e->value, "dataplane.crypto", crypto_backend_names)) {
-                if (*backend == crypto_backend::ipsec_mb && MESHFWD_HAVE_IPSEC_MB == 0) {
+                if (!crypto::aead_backend_available(*backend)) {
                     error_at(e->value.Mark(), "dataplane.crypto",
-                             "this build has no intel-ipsec-mb backend; use auto or libsodium");
+                             MESHFWD_HAVE_IPSEC_MB == 0
+                                 ? "this build has no intel-ipsec-mb backend; use auto or libsodium"
+                                 : "intel-ipsec-mb needs a CPU with AVX2, which this one lacks; use auto or libsodium");
                 } else {
                     dp.crypto = *backend;
                 }

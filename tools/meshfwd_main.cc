@@ -101,7 +101,7 @@ void print_summary(const control::config& cfg, const options& opts) {
         text += plural(opts.cores.size(), "core") + " (" + format_cpu_list(opts.cores) + ")";
     }
     text += ", poll " + std::string(control::to_string(cfg.dataplane.poll)) + ", batch " +
-            std::to_string(cfg.dataplane.batch) + ", crypto " + control::to_string(cfg.dataplane.crypto) + ", port " +
+            std::to_string(cfg.dataplane.batch) + ", crypto " + std::string(crypto::to_string(cfg.dataplane.crypto)) + ", port " +
             control::to_string(cfg.dataplane.port.type) + "; API on " + cfg.api.listen.to_string() + ".";
     std::printf("%s\n", text.c_str());
 }

@@ -81,37 +81,5 @@ int run_pubkey(std::FILE* in, std::FILE* out) {
     return print_key(out, pub);
 }
 
-result<crypto::secret32> load_key_file(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return make_error("cannot open key file " + path + ": " + std::strerror(errno));
-    }
-    struct stat st {};
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        return make_error("key file " + path + " is not a regular file");
-    }
-    if ((st.st_mode & 077) != 0) {
-        ::close(fd);
-        char mode[8];
-        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-        return make_error("key file " + path + " is accessible by group or others (mode " + mode +
-                          "); run: chmod 600 " + path);
-    }
-    std::array<char, 256> buf{};
-    crypto::wipe_on_exit<std::array<char, 256>> wipe_buf(buf);
-    const ssize_t n = ::read(fd, buf.data(), buf.size());
-    ::close(fd);
-    if (n < 0) {
-        return make_error("cannot read key file " + path + ": " + std::strerror(errno));
-    }
-    auto bytes = crypto::key_from_base64(std::string_view(buf.data(), static_cast<size_t>(n)));
-    if (!bytes) {
-        return make_error("key file " + path + " does not hold a key (44 characters of base64)");
-    }
-    crypto::secret32 key{std::span<const uint8_t, 32>(*bytes)};
-    sodium_memzero(bytes->data(), bytes->size());
-    return key;
-}
 
 } // namespace meshfwd::meshctl

@@ -19,8 +19,4 @@ int run_genpsk(std::FILE* out);
 // whitespace), prints its public key.
 int run_pubkey(std::FILE* in, std::FILE* out);
 
-// Loads a 32-byte key written in base64 in `path`. Refuses a file that group or others can
-// read (mode & 077), like the config loader, because the key would be exposed.
-[[nodiscard]] result<crypto::secret32> load_key_file(const std::string& path);
-
 } // namespace meshfwd::meshctl

@@ -5,6 +5,7 @@
 // bounded to stay inside REKEY_AFTER_TIME, so one keypair always suffices.
 #include "tools/meshctl_ping.h"
 
+#include "control/key_file.h"
 #include "crypto/cookie.h"
 #include "crypto/keypair.h"
 #include "crypto/messages.h"
@@ -59,13 +60,13 @@ struct ping_config {
 // Failures of everything outside the handshake and the echoes: usage and config errors.
 result<ping_config> make_config(const ping_options& opts) {
     ping_config cfg;
-    auto key = load_key_file(opts.private_key_file);
+    auto key = control::read_key_file(opts.private_key_file);
     if (!key) {
         return make_error("--private-key-file: " + key.error_message());
     }
     cfg.private_key = std::move(key.value());
     if (!opts.psk_file.empty()) {
-        auto psk = load_key_file(opts.psk_file);
+        auto psk = control::read_key_file(opts.psk_file);
         if (!psk) {
             return make_error("--psk-file: " + psk.error_message());
         }

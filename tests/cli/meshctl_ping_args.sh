@@ -34,9 +34,9 @@ expect 2 "required" --address 10.0.0.1 10.0.0.2
 expect 2 "cannot open key file" --private-key-file "$tmp/nope" "${ok_args[@]:2}" 10.0.0.2
 cp "$tmp/a.key" "$tmp/open.key"
 chmod 644 "$tmp/open.key"
-expect 2 "accessible by group or others" --private-key-file "$tmp/open.key" "${ok_args[@]:2}" 10.0.0.2
+expect 2 "must not be accessible by group or others" --private-key-file "$tmp/open.key" "${ok_args[@]:2}" 10.0.0.2
 echo "not a key" >"$tmp/bad.key"
-expect 2 "does not hold a key" --private-key-file "$tmp/bad.key" "${ok_args[@]:2}" 10.0.0.2
+expect 2 "does not hold one base64 key" --private-key-file "$tmp/bad.key" "${ok_args[@]:2}" 10.0.0.2
 chmod 640 "$tmp/psk"
 expect 2 "psk-file" "${ok_args[@]}" --psk-file "$tmp/psk" 10.0.0.2
 chmod 600 "$tmp/psk"

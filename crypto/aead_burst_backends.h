@@ -26,12 +26,10 @@ std::unique_ptr<aead_burst> make_ipsec_mb();
 bool ipsec_mb_supported() noexcept;
 #endif
 
-inline void nonce_for(uint8_t (&nonce)[12], uint64_t counter) noexcept { wg_nonce(nonce, counter); }
-
 // One op with libsodium (in place, detached tag right after the payload).
 inline void sodium_encrypt_one(const aead_op& op) noexcept {
     uint8_t nonce[12];
-    nonce_for(nonce, op.counter);
+    wg_nonce(nonce, op.counter);
     crypto_aead_chacha20poly1305_ietf_encrypt_detached(op.data, op.data + op.length, nullptr, op.data, op.length,
                                                        nullptr, 0, nullptr, nonce, op.key->data());
 }
@@ -42,7 +40,7 @@ inline bool sodium_decrypt_one(const aead_op& op) noexcept {
         return false;
     }
     uint8_t nonce[12];
-    nonce_for(nonce, op.counter);
+    wg_nonce(nonce, op.counter);
     const uint32_t text_len = op.length - static_cast<uint32_t>(aead_tag_size);
     return crypto_aead_chacha20poly1305_ietf_decrypt_detached(op.data, nullptr, op.data, text_len,
                                                               op.data + text_len, nullptr, 0, nonce,
@@ -55,6 +53,9 @@ inline bool sodium_decrypt_one(const aead_op& op) noexcept {
 // spill must hold ok.size() ops. No allocation: failures are rare, so the usual case moves nothing.
 inline std::size_t merge_chunk(std::span<aead_op> ops, std::size_t good, std::size_t begin,
                                std::span<const uint8_t> ok, aead_op* spill) noexcept {
+    if (good == begin && std::all_of(ok.begin(), ok.end(), [](uint8_t f) { return f != 0; })) {
+        return good + ok.size();   // all authentic, no earlier failures: nothing to move
+    }
     std::size_t write = begin;
     std::size_t failed = 0;
     for (std::size_t i = 0; i < ok.size(); ++i) {

@@ -57,15 +57,7 @@ public:
         for (std::size_t begin = 0; begin < ops.size();) {
             const std::span<aead_op> chunk = ops.subspan(begin, std::min(chunk_size, ops.size() - begin));
             const std::size_t len = decrypt_chunk(chunk);
-            bool all_ok = true;
-            for (std::size_t i = 0; i < len; ++i) {
-                all_ok = all_ok && _ok[i] != 0;
-            }
-            if (all_ok && good == begin) {
-                good += len;   // nothing to move
-            } else {
-                good = merge_chunk(ops, good, begin, std::span<const uint8_t>(_ok.data(), len), _spill.data());
-            }
+            good = merge_chunk(ops, good, begin, std::span<const uint8_t>(_ok.data(), len), _spill.data());
             begin += len;
         }
         return good;
@@ -77,7 +69,7 @@ private:
     // Fills one job for op; tag goes to tag_out (encrypt: after the payload; decrypt: scratch).
     void fill_job(IMB_JOB* job, const aead_op& op, uint32_t text_len, std::size_t slot, uint8_t* tag_out,
                   IMB_CIPHER_DIRECTION direction) noexcept {
-        nonce_for(_nonces[slot], op.counter);
+        wg_nonce(_nonces[slot], op.counter);
         job->cipher_mode = IMB_CIPHER_CHACHA20_POLY1305;
         job->hash_alg = IMB_AUTH_CHACHA20_POLY1305;
         job->cipher_direction = direction;

@@ -2,6 +2,7 @@
 // thread.
 #include "crypto/aead_burst_backends.h"
 
+#include <algorithm>
 #include <array>
 
 namespace meshfwd::crypto::burst_detail {
@@ -20,16 +21,10 @@ public:
         std::size_t good = 0;
         for (std::size_t begin = 0; begin < ops.size(); begin += chunk_size) {
             const std::size_t len = std::min(chunk_size, ops.size() - begin);
-            bool all_ok = true;
             for (std::size_t i = 0; i < len; ++i) {
                 _ok[i] = sodium_decrypt_one(ops[begin + i]) ? 1 : 0;
-                all_ok = all_ok && _ok[i] != 0;
             }
-            if (all_ok && good == begin) {
-                good += len;   // nothing to move
-            } else {
-                good = merge_chunk(ops, good, begin, std::span<const uint8_t>(_ok.data(), len), _spill.data());
-            }
+            good = merge_chunk(ops, good, begin, std::span<const uint8_t>(_ok.data(), len), _spill.data());
         }
         return good;
     }

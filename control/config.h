@@ -99,8 +99,11 @@ struct node_config {
     crypto::secret32 private_key;
     crypto::public_key public_key{};
     uint16_t listen_port = 51820;
-    // The node's overlay address with the prefix length of the overlay network, e.g. 10.100.0.1/16.
+    // The node's overlay address with the prefix length of the overlay network, e.g. 10.100.0.1/16:
+    // the first of `addresses`, which holds every address given (node.address may be a list, e.g.
+    // an IPv4 and an IPv6 address). The device gets all of them.
     ip_prefix address;
+    std::vector<ip_prefix> addresses;
 };
 
 struct peer_config {
@@ -112,6 +115,9 @@ struct peer_config {
     std::optional<std::chrono::seconds> persistent_keepalive;
     std::optional<std::filesystem::path> preshared_key_file;
     std::optional<crypto::secret32> preshared_key;
+    // The peer runs meshfwd too: mesh frames (lane announcements, later routing) may be sent to it.
+    // Off for a plain WireGuard peer, which would count them as errors.
+    bool meshfwd = false;
 };
 
 enum class poll_mode { adaptive, busy };

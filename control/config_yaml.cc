@@ -62,7 +62,7 @@ constexpr std::array connection_keys{"direct_connect"sv, "relay_enabled"sv, "rel
 constexpr std::array routing_keys{"max_hops"sv, "route_timeout"sv, "split_horizon"sv};
 constexpr std::array node_keys{"name"sv, "private_key_file"sv, "listen_port"sv, "address"sv};
 constexpr std::array peer_keys{"public_key"sv, "endpoint"sv, "allowed_ips"sv, "persistent_keepalive"sv,
-                               "preshared_key_file"sv};
+                               "preshared_key_file"sv, "meshfwd"sv};
 constexpr std::array dataplane_keys{"poll"sv, "batch"sv, "crypto"sv, "port"sv};
 constexpr std::array port_keys{"type"sv, "dpdk"sv};
 constexpr std::array dpdk_keys{"eal_args"sv};
@@ -493,17 +493,41 @@ private:
         }
         if (const auto* e = required(m, "address")) {
             _address_mark = e->value.Mark();
-            if (auto prefix = as_prefix(e->value, "node.address")) {
+            // One prefix, or a list (an IPv4 and an IPv6 address, say); the first is the primary.
+            std::vector<std::pair<YAML::Node, std::string>> items;
+            if (e->value.IsSequence()) {
+                if (auto list = as_list(e->value, "node.address")) {
+                    for (const auto& item : *list) {
+                        items.emplace_back(item.node, item.path);
+                    }
+                    if (items.empty()) {
+                        error_at(e->value.Mark(), "node.address", "needs at least one address, e.g. 10.100.0.1/16");
+                    }
+                }
+            } else {
+                items.emplace_back(e->value, "node.address");
+            }
+            bool all_ok = !items.empty();
+            for (const auto& [item, path] : items) {
+                auto prefix = as_prefix(item, path);
+                if (!prefix) {
+                    all_ok = false;
+                    continue;
+                }
                 const unsigned max_len = prefix->address().is_v4() ? 32 : 128;
                 // On a /31 or /127 (RFC 3021) and a /32 or /128 every address is a host address.
                 if (prefix->length() + 1u < max_len && *prefix == prefix->masked()) {
-                    error_at(e->value.Mark(), "node.address",
+                    error_at(item.Mark(), path,
                              prefix->to_string() + " is the network address itself; give this node's own "
                                                    "address with the network's length, e.g. 10.100.0.1/16");
+                    all_ok = false;
                 } else {
-                    node.address = *prefix;
-                    _address_ok = true;
+                    node.addresses.push_back(*prefix);
                 }
+            }
+            if (all_ok) {
+                node.address = node.addresses.front();
+                _address_ok = true;
             }
         }
     }
@@ -584,6 +608,7 @@ private:
                     }
                 }
             }
+            read_bool(*m, "meshfwd", peer.meshfwd);
             peers.push_back(std::move(peer));
             _peer_marks.push_back(std::move(marks));
         }
@@ -798,7 +823,10 @@ private:
                      cfg.node.address.to_string() + " is outside mesh.network_cidr " + cfg.mesh.network_cidr->to_string());
         }
         // The TUN/TAP MTU is the overlay's: an overlay carrying IPv6 needs 1280 on every link (RFC 8200).
-        bool overlay_v6 = _address_ok && cfg.node.address.address().is_v6();
+        bool overlay_v6 = false;
+        for (const auto& a : cfg.node.addresses) {
+            overlay_v6 = overlay_v6 || a.address().is_v6();
+        }
         for (const auto& peer : cfg.peers) {
             for (const auto& p : peer.allowed_ips) {
                 overlay_v6 = overlay_v6 || p.address().is_v6();

@@ -8,7 +8,7 @@ packages=(
   meson ninja-build pkg-config g++ clang libclang-rt-14-dev python3
   # libraries (DESIGN.md "Dependencies")
   libsodium-dev libb2-dev libipsec-mb-dev liburcu-dev liburing-dev libyaml-cpp-dev
-  libspdlog-dev libcli11-dev nlohmann-json3-dev libdpdk-dev
+  libspdlog-dev libcli11-dev nlohmann-json3-dev libdpdk-dev libmnl-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # test peers and tools
   wireguard-tools wireguard-go iproute2 iputils-ping nftables iperf3 procps

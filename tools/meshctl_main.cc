@@ -1,8 +1,9 @@
 // meshctl: the operator CLI. Main thread only; each subcommand runs to completion and exits.
 //
 // Exit codes (also in --help): 0 success; 1 the operation failed (bad key on stdin, no ping
-// reply); 2 usage or configuration error.
+// reply, meshfwd's API unreachable or answering badly); 2 usage or configuration error.
 #include "crypto/x25519.h"
+#include "tools/meshctl_api.h"
 #include "tools/meshctl_keys.h"
 #include "tools/meshctl_ping.h"
 
@@ -16,8 +17,8 @@ namespace {
 constexpr int exit_usage = 2;
 
 constexpr const char* exit_code_help =
-    "Exit codes: 0 success; 1 the operation failed (key on stdin rejected, no ping reply);\n"
-    "2 usage or configuration error.";
+    "Exit codes: 0 success; 1 the operation failed (key on stdin rejected, no ping reply,\n"
+    "meshfwd's API unreachable or answering badly); 2 usage or configuration error.";
 
 } // namespace
 
@@ -36,6 +37,13 @@ int main(int argc, char** argv) {
     meshctl::ping_options ping_opts;
     auto* ping = app.add_subcommand("ping", "Handshake with a WireGuard peer and ping an address inside the tunnel");
     meshctl::add_ping_options(*ping, ping_opts);
+
+    meshctl::api_options status_opts;
+    auto* status = app.add_subcommand("status", "Show the running node: workers, traffic, drops, handshakes");
+    meshctl::add_api_options(*status, status_opts);
+    meshctl::api_options peers_opts;
+    auto* peers = app.add_subcommand("peers", "Show the running node's peers (like `wg show`)");
+    meshctl::add_api_options(*peers, peers_opts);
 
     try {
         app.parse(argc, argv);
@@ -60,6 +68,12 @@ int main(int argc, char** argv) {
     }
     if (ping->parsed()) {
         return meshctl::run_ping(ping_opts);
+    }
+    if (status->parsed()) {
+        return meshctl::run_status(status_opts);
+    }
+    if (peers->parsed()) {
+        return meshctl::run_peers(peers_opts);
     }
     return exit_usage;
 }

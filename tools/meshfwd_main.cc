@@ -6,6 +6,7 @@
 // configuration is invalid or the node cannot run; 2 usage error (bad option, bad --cores).
 #include "control/config.h"
 #include "control/config_yaml.h"
+#include "control/node.h"
 #include "crypto/x25519.h"
 #include "lib/cpu_list.h"
 #include "lib/ip_address.h"
@@ -14,7 +15,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <csignal>
 #include <cstdio>
+#include <pthread.h>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -152,8 +155,24 @@ int main(int argc, char** argv) {
         print_summary(*cfg, opts);
         return exit_ok;
     }
-    // The workers, ports and control thread arrive with the data-plane work; until then say so
-    // rather than pretend to run.
-    std::fputs("meshfwd: error: this build has no data plane yet; use --check to validate a configuration\n", stderr);
-    return exit_failure;
+    if (!crypto::crypto_init()) {
+        std::fputs("meshfwd: error: libsodium failed to initialise\n", stderr);
+        return exit_failure;
+    }
+    // Signals go to the control thread's signalfd: block them before any thread exists so every
+    // thread inherits the mask.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGHUP);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+
+    control::node node(std::move(*cfg), control::node_options{.cores = opts.cores});
+    if (auto started = node.start(); !started) {
+        print_errors(started.error_message());
+        return exit_failure;
+    }
+    return node.run();
 }

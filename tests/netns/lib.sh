@@ -142,3 +142,26 @@ netns_wireguard_go() {
         fail "wireguard-go did not create $ifname within 5 s"
     fi
 }
+
+# Writes a private key for a meshfwd node to $tmp/<name>.key (mode 0600) and sets $pubkey to
+# its public key. Uses the build's meshctl ($build/tools/meshctl; set build= first).
+meshfwd_key() {
+    local name=$1
+    (umask 077 && "$build/tools/meshctl" genkey >"$tmp/$name.key")
+    pubkey=$("$build/tools/meshctl" pubkey <"$tmp/$name.key")
+}
+
+# Starts meshfwd inside `ns` with config `config` on CPUs `cores` (e.g. 0 or 0-1) and waits up
+# to 10 s for its API (api.listen from the config, given as `api` host:port) to answer.
+# Sets $spawned_pid; the log is $tmp/meshfwd-<name>.log.
+netns_meshfwd() {
+    local ns=$1 name=$2 config=$3 cores=$4 api=$5
+    netns_spawn "$ns" "meshfwd-$name" "$build/tools/meshfwd" --cores "$cores" -c "$config" --log-level debug
+    local pid=$spawned_pid
+    if ! wait_until 10 ip netns exec "$ns" "$build/tools/meshctl" status --api "$api"; then
+        cat "$tmp/meshfwd-$name.log" >&2
+        fail "meshfwd $name did not start (API $api not answering within 10 s)"
+    fi
+    kill -0 "$pid" 2>/dev/null || { cat "$tmp/meshfwd-$name.log" >&2; fail "meshfwd $name exited"; }
+    spawned_pid=$pid
+}

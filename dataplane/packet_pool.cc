@@ -1,0 +1,26 @@
+// Packet pool set-up (worker set-up time only; see packet_pool.h).
+#include "dataplane/packet_pool.h"
+
+#include <cstdlib>
+#include <new>
+
+namespace meshfwd::dataplane {
+
+void packet_pool::slab_free::operator()(uint8_t* p) const noexcept { std::free(p); }
+
+packet_pool::packet_pool(uint32_t count) : _packets(count), _free(count) {
+    auto* slab = static_cast<uint8_t*>(std::aligned_alloc(4096, std::size_t{count} * packet_buffer_size));
+    if (slab == nullptr) {
+        throw std::bad_alloc();
+    }
+    _slab.reset(slab);
+    for (uint32_t i = 0; i < count; ++i) {
+        _packets[i].index = i;
+        _packets[i].base = slab + std::size_t{i} * packet_buffer_size;
+        _packets[i].reset();
+        _free[i] = count - 1 - i;
+    }
+    _free_count = count;
+}
+
+}  // namespace meshfwd::dataplane

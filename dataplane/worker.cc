@@ -1,0 +1,575 @@
+// The worker thread's io_uring loop (see worker.h). Only the worker thread touches `io` after
+// start(); start() and join() run on the control thread.
+//
+// Per loop iteration: one RCU quiescent state; harvest completions (device reads, UDP receives,
+// finished sends/writes); cut device reads into packets (virtio-net: checksum completion or
+// TSO/USO split) and UDP receives into datagrams (UDP_GRO: split by segment size); run the two
+// pipeline stages in bursts of `batch`; queue UDP sends (grouped for UDP_SEGMENT) and device
+// writes (TCP segments coalesced for the device, gro.h); re-arm reads; one submit.
+#include "dataplane/worker.h"
+
+#include "dataplane/gro.h"
+#include "dataplane/gso.h"
+#include "dataplane/packet_pool.h"
+#include "dataplane/pipeline.h"
+#include "dataplane/udp_socket.h"
+
+#include <liburing.h>
+#include <netinet/udp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace meshfwd::dataplane {
+namespace {
+
+constexpr unsigned tun_read_slots = 16;
+constexpr unsigned udp_read_slots = 16;  // per socket
+constexpr uint32_t large_buffer_size = 65536 + 64;
+constexpr unsigned tx_slot_count = 512;
+constexpr unsigned max_iov = 128;
+constexpr unsigned max_udp_segments = 64;
+constexpr uint32_t max_gso_bytes = 65000;
+constexpr uint32_t pool_packets = 8192;
+// Room a packet needs behind its data for padding (15) and the tag (16).
+constexpr uint32_t segment_capacity = packet_data_capacity - 32;
+
+enum class op : uint64_t { tun_read = 1, udp_recv = 2, tx = 3 };
+inline uint64_t tag(op kind, uint32_t slot) noexcept { return (static_cast<uint64_t>(kind) << 32) | slot; }
+
+int64_t to_ns(crypto::mono_time t) noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+struct worker::io {
+    struct tun_slot {
+        uint8_t* buffer = nullptr;
+        bool armed = false;
+    };
+    struct recv_slot {
+        msghdr msg{};
+        iovec iov{};
+        socket_address from;
+        alignas(cmsghdr) std::byte control[64];
+        uint8_t* buffer = nullptr;
+        int fd = -1;
+        socket_role role = socket_role::listen;
+        bool armed = false;
+    };
+    struct tx_slot {
+        msghdr msg{};
+        socket_address to;
+        alignas(cmsghdr) std::byte control[64];
+        std::array<iovec, max_iov> iov{};
+        std::array<packet*, max_iov> packets{};
+        uint32_t packet_count = 0;
+        bool udp = false;
+    };
+
+    io_uring ring{};
+    bool ring_ready = false;
+    packet_pool pool{pool_packets};
+    std::unique_ptr<crypto::aead_burst> aead;
+    tcp_coalescer coalescer{max_burst};
+    std::unique_ptr<uint8_t[]> large;
+    std::array<tun_slot, tun_read_slots> tun_slots{};
+    std::array<recv_slot, 2 * udp_read_slots> recv_slots{};
+    std::vector<tx_slot> tx{tx_slot_count};
+    std::vector<uint32_t> tx_free;
+    std::array<packet*, max_burst> tun_rx{};
+    std::size_t tun_rx_count = 0;
+    std::array<packet*, max_burst> udp_rx{};
+    std::size_t udp_rx_count = 0;
+    std::array<gro_packet, max_burst> gro_in{};
+    pipeline_context ctx;
+    bool pending_submit = false;
+
+    ~io() {
+        if (ring_ready) {
+            io_uring_queue_exit(&ring);
+        }
+    }
+
+    io_uring_sqe* sqe() noexcept {
+        io_uring_sqe* s = io_uring_get_sqe(&ring);
+        if (s == nullptr) {
+            io_uring_submit(&ring);
+            s = io_uring_get_sqe(&ring);
+        }
+        if (s != nullptr) {
+            pending_submit = true;
+        }
+        return s;
+    }
+};
+
+worker::worker(const worker_settings& settings, const worker_shared& shared) : _settings(settings), _shared(shared) {}
+
+worker::~worker() { join(); }
+
+std::string worker::aead_name() const { return _io && _io->aead ? std::string(_io->aead->name()) : std::string(); }
+
+result<void> worker::start() {
+    auto state = std::make_unique<io>();
+    state->aead = crypto::make_aead_burst(_settings.crypto);
+    if (!state->aead) {
+        return make_error("worker " + std::to_string(_settings.id) + ": crypto backend " +
+                          std::string(crypto::to_string(_settings.crypto)) + " is not available");
+    }
+    io_uring_params params{};
+    params.flags = IORING_SETUP_SUBMIT_ALL;
+    params.cq_entries = 4096;
+    params.flags |= IORING_SETUP_CQSIZE;
+    int rc = io_uring_queue_init_params(1024, &state->ring, &params);
+    if (rc < 0) {
+        params = {};
+        params.cq_entries = 4096;
+        params.flags = IORING_SETUP_CQSIZE;
+        rc = io_uring_queue_init_params(1024, &state->ring, &params);
+    }
+    if (rc < 0) {
+        return make_error("worker " + std::to_string(_settings.id) + ": io_uring set-up failed: " + std::strerror(-rc));
+    }
+    state->ring_ready = true;
+    const std::size_t large_count = tun_read_slots + 2 * udp_read_slots;
+    state->large.reset(new uint8_t[large_count * large_buffer_size]);
+    for (unsigned i = 0; i < tun_read_slots; ++i) {
+        state->tun_slots[i].buffer = state->large.get() + std::size_t{i} * large_buffer_size;
+    }
+    for (unsigned i = 0; i < 2 * udp_read_slots; ++i) {
+        auto& s = state->recv_slots[i];
+        s.buffer = state->large.get() + std::size_t{tun_read_slots + i} * large_buffer_size;
+        s.role = i < udp_read_slots ? socket_role::listen : socket_role::lane;
+        s.fd = s.role == socket_role::listen ? _settings.listen_fd : _settings.lane_fd;
+    }
+    state->tx_free.reserve(tx_slot_count);
+    for (uint32_t i = 0; i < tx_slot_count; ++i) {
+        state->tx_free.push_back(tx_slot_count - 1 - i);
+    }
+    state->coalescer.set_enabled(_settings.vnet_hdr);
+    auto& ctx = state->ctx;
+    ctx.worker = _settings.id;
+    ctx.sessions = _shared.sessions;
+    ctx.cookies = _shared.cookies;
+    ctx.aead = state->aead.get();
+    ctx.pool = &state->pool;
+    ctx.box = &_box;
+    ctx.counters = &_counters;
+    ctx.mtu = _settings.mtu;
+    _io = std::move(state);
+    _thread = std::thread([this] { run(); });
+    return {};
+}
+
+void worker::join() {
+    if (_thread.joinable()) {
+        _thread.join();
+    }
+}
+
+namespace {
+
+using io_t = worker::io;
+
+void arm_reads(io_t& w, const worker_settings& s) noexcept {
+    for (uint32_t i = 0; i < w.tun_slots.size(); ++i) {
+        auto& slot = w.tun_slots[i];
+        if (slot.armed) {
+            continue;
+        }
+        io_uring_sqe* q = w.sqe();
+        if (q == nullptr) {
+            return;
+        }
+        io_uring_prep_read(q, s.tun_fd, slot.buffer, large_buffer_size, static_cast<uint64_t>(-1));
+        io_uring_sqe_set_data64(q, tag(op::tun_read, i));
+        slot.armed = true;
+    }
+    for (uint32_t i = 0; i < w.recv_slots.size(); ++i) {
+        auto& slot = w.recv_slots[i];
+        if (slot.armed || slot.fd < 0) {
+            continue;
+        }
+        io_uring_sqe* q = w.sqe();
+        if (q == nullptr) {
+            return;
+        }
+        slot.iov = {slot.buffer, large_buffer_size};
+        slot.msg = {};
+        slot.msg.msg_name = slot.from.get();
+        slot.msg.msg_namelen = sizeof(slot.from.storage);
+        slot.msg.msg_iov = &slot.iov;
+        slot.msg.msg_iovlen = 1;
+        slot.msg.msg_control = slot.control;
+        slot.msg.msg_controllen = sizeof(slot.control);
+        io_uring_prep_recvmsg(q, slot.fd, &slot.msg, 0);
+        io_uring_sqe_set_data64(q, tag(op::udp_recv, i));
+        slot.armed = true;
+    }
+}
+
+void refresh_time(io_t& w) noexcept {
+    w.ctx.now = crypto::mono_clock::now();
+    w.ctx.now_ns = to_ns(w.ctx.now);
+}
+
+void send_udp(io_t& w, const worker_settings& s, std::span<packet*> pkts) noexcept {
+    std::size_t i = 0;
+    while (i < pkts.size()) {
+        packet* first = pkts[i];
+        std::size_t j = i + 1;
+        uint32_t total = first->length;
+        if (s.udp_gso) {
+            while (j < pkts.size() && j - i < max_udp_segments && pkts[j - 1]->length == first->length &&
+                   pkts[j]->length <= first->length && pkts[j]->role == first->role &&
+                   pkts[j]->remote == first->remote && total + pkts[j]->length <= max_gso_bytes) {
+                total += pkts[j]->length;
+                ++j;
+            }
+        }
+        if (w.tx_free.empty()) {
+            w.ctx.counters->drop(drop_reason::no_buffer, j - i);
+            for (std::size_t k = i; k < j; ++k) {
+                w.pool.free(pkts[k]);
+            }
+            i = j;
+            continue;
+        }
+        io_uring_sqe* q = w.sqe();
+        if (q == nullptr) {
+            w.ctx.counters->drop(drop_reason::tx_error, j - i);
+            for (std::size_t k = i; k < j; ++k) {
+                w.pool.free(pkts[k]);
+            }
+            i = j;
+            continue;
+        }
+        const uint32_t slot_index = w.tx_free.back();
+        w.tx_free.pop_back();
+        auto& slot = w.tx[slot_index];
+        slot.udp = true;
+        slot.to = first->remote;
+        slot.packet_count = static_cast<uint32_t>(j - i);
+        for (std::size_t k = i; k < j; ++k) {
+            slot.iov[k - i] = {pkts[k]->data, pkts[k]->length};
+            slot.packets[k - i] = pkts[k];
+        }
+        slot.msg = {};
+        slot.msg.msg_name = slot.to.get();
+        slot.msg.msg_namelen = slot.to.length;
+        slot.msg.msg_iov = slot.iov.data();
+        slot.msg.msg_iovlen = j - i;
+        if (j - i > 1) {
+            write_udp_segment_cmsg(slot.msg, static_cast<uint16_t>(first->length), slot.control);
+        }
+        const int fd = first->role == socket_role::lane && s.lane_fd >= 0 ? s.lane_fd : s.listen_fd;
+        io_uring_prep_sendmsg(q, fd, &slot.msg, 0);
+        io_uring_sqe_set_data64(q, tag(op::tx, slot_index));
+        i = j;
+    }
+}
+
+void write_device(io_t& w, const worker_settings& s, std::span<packet*> pkts) noexcept {
+    if (pkts.empty()) {
+        return;
+    }
+    auto fail_all = [&](std::span<packet*> rest, drop_reason why) {
+        w.ctx.counters->drop(why, rest.size());
+        for (packet* p : rest) {
+            w.pool.free(p);
+        }
+    };
+    if (!s.vnet_hdr) {
+        for (std::size_t i = 0; i < pkts.size(); ++i) {
+            io_uring_sqe* q = w.tx_free.empty() ? nullptr : w.sqe();
+            if (q == nullptr) {
+                fail_all(pkts.subspan(i), drop_reason::no_buffer);
+                return;
+            }
+            const uint32_t slot_index = w.tx_free.back();
+            w.tx_free.pop_back();
+            auto& slot = w.tx[slot_index];
+            slot.udp = false;
+            slot.packet_count = 1;
+            slot.packets[0] = pkts[i];
+            io_uring_prep_write(q, s.tun_fd, pkts[i]->data, pkts[i]->length, static_cast<uint64_t>(-1));
+            io_uring_sqe_set_data64(q, tag(op::tx, slot_index));
+        }
+        return;
+    }
+    for (std::size_t i = 0; i < pkts.size(); ++i) {
+        w.gro_in[i] = gro_packet{pkts[i]->data, pkts[i]->length};
+    }
+    const auto writes = w.coalescer.coalesce(std::span<const gro_packet>(w.gro_in.data(), pkts.size()));
+    for (const auto& write : writes) {
+        io_uring_sqe* q = w.tx_free.empty() || write.iov_count > max_iov ? nullptr : w.sqe();
+        if (q == nullptr) {
+            w.ctx.counters->drop(drop_reason::no_buffer, write.iov_count);
+            for (uint32_t k = 0; k < write.iov_count; ++k) {
+                w.pool.free(w.pool.owner_of(static_cast<const uint8_t*>(write.iov[k].iov_base)));
+            }
+            continue;
+        }
+        const uint32_t slot_index = w.tx_free.back();
+        w.tx_free.pop_back();
+        auto& slot = w.tx[slot_index];
+        slot.udp = false;
+        slot.packet_count = write.iov_count;
+        for (uint32_t k = 0; k < write.iov_count; ++k) {
+            slot.iov[k] = write.iov[k];
+            slot.packets[k] = w.pool.owner_of(static_cast<const uint8_t*>(write.iov[k].iov_base));
+        }
+        io_uring_prep_writev(q, s.tun_fd, slot.iov.data(), write.iov_count, static_cast<uint64_t>(-1));
+        io_uring_sqe_set_data64(q, tag(op::tx, slot_index));
+    }
+}
+
+void flush_device_rx(io_t& w, const worker_settings& s) noexcept {
+    if (w.tun_rx_count == 0) {
+        return;
+    }
+    const std::size_t n = encapsulate_burst(w.ctx, std::span(w.tun_rx.data(), w.tun_rx_count));
+    w.tun_rx_count = 0;
+    send_udp(w, s, std::span(w.tun_rx.data(), n));
+}
+
+void flush_udp_rx(io_t& w, const worker_settings& s) noexcept {
+    if (w.udp_rx_count == 0) {
+        return;
+    }
+    const std::size_t n = decapsulate_burst(w.ctx, std::span(w.udp_rx.data(), w.udp_rx_count));
+    w.udp_rx_count = 0;
+    write_device(w, s, std::span(w.udp_rx.data(), n));
+}
+
+void push_device_packet(io_t& w, const worker_settings& s, packet* p) noexcept {
+    w.tun_rx[w.tun_rx_count++] = p;
+    if (w.tun_rx_count >= s.batch) {
+        flush_device_rx(w, s);
+    }
+}
+
+void on_device_read(io_t& w, const worker_settings& s, uint8_t* buffer, uint32_t length) noexcept {
+    worker_counters& c = *w.ctx.counters;
+    if (!s.vnet_hdr) {
+        if (length > segment_capacity) {
+            c.drop(drop_reason::too_big);
+            return;
+        }
+        packet* p = w.pool.alloc();
+        if (p == nullptr) {
+            c.drop(drop_reason::no_buffer);
+            return;
+        }
+        std::memcpy(p->data, buffer, length);
+        p->length = length;
+        push_device_packet(w, s, p);
+        return;
+    }
+    if (length < virtio_net_hdr_size) {
+        c.drop(drop_reason::bad_offload);
+        return;
+    }
+    const vnet_header h = parse_vnet_header(std::span<const uint8_t, virtio_net_hdr_size>(buffer, virtio_net_hdr_size));
+    std::span<uint8_t> ip(buffer + virtio_net_hdr_size, length - virtio_net_hdr_size);
+    if (h.gso_type == vnet::gso_none) {
+        if (complete_checksum(h, ip) != gso_reason::ok) {
+            c.drop(drop_reason::bad_offload);
+            return;
+        }
+        if (ip.size() > segment_capacity) {
+            c.drop(drop_reason::too_big);
+            return;
+        }
+        packet* p = w.pool.alloc();
+        if (p == nullptr) {
+            c.drop(drop_reason::no_buffer);
+            return;
+        }
+        std::memcpy(p->data, ip.data(), ip.size());
+        p->length = static_cast<uint32_t>(ip.size());
+        push_device_packet(w, s, p);
+        return;
+    }
+    // A TSO/USO super-packet: split into MTU-sized IP packets, each in its own buffer.
+    constexpr std::size_t max_segments = 128;
+    const std::size_t needed = h.gso_size == 0 ? 1 : std::min<std::size_t>(ip.size() / h.gso_size + 1, max_segments);
+    std::array<packet*, max_segments> seg{};
+    std::array<uint8_t*, max_segments> out{};
+    std::array<uint32_t, max_segments> lengths{};
+    std::size_t have = 0;
+    for (; have < needed; ++have) {
+        seg[have] = w.pool.alloc();
+        if (seg[have] == nullptr) {
+            break;
+        }
+        out[have] = seg[have]->data;
+    }
+    const gso_split_result r =
+        have < needed ? gso_split_result{gso_reason::too_many_segments, 0}
+                      : split_super_packet(h, ip, std::span<uint8_t* const>(out.data(), have), segment_capacity,
+                                           std::span<uint32_t>(lengths.data(), have));
+    std::size_t used = 0;
+    if (r.reason == gso_reason::ok) {
+        used = r.segments;
+    } else {
+        c.drop(have < needed ? drop_reason::no_buffer : drop_reason::bad_offload);
+    }
+    for (std::size_t i = used; i < have; ++i) {
+        w.pool.free(seg[i]);
+    }
+    for (std::size_t i = 0; i < used; ++i) {
+        seg[i]->length = lengths[i];
+        push_device_packet(w, s, seg[i]);
+    }
+}
+
+void on_udp_receive(io_t& w, const worker_settings& s, io_t::recv_slot& slot, uint32_t length) noexcept {
+    worker_counters& c = *w.ctx.counters;
+    if ((slot.msg.msg_flags & MSG_TRUNC) != 0) {
+        c.drop(drop_reason::too_big);
+        return;
+    }
+    slot.from.length = slot.msg.msg_namelen;
+    const uint16_t gro = read_udp_gro_cmsg(slot.msg);
+    const uint32_t step = gro != 0 ? gro : std::max<uint32_t>(length, 1);
+    for (uint32_t offset = 0; offset < length || (length == 0 && offset == 0); offset += step) {
+        const uint32_t n = std::min(step, length - offset);
+        if (n > packet_data_capacity) {
+            c.drop(drop_reason::too_big);
+            if (length == 0) {
+                break;
+            }
+            continue;
+        }
+        packet* p = w.pool.alloc();
+        if (p == nullptr) {
+            c.drop(drop_reason::no_buffer);
+            break;
+        }
+        std::memcpy(p->data, slot.buffer + offset, n);
+        p->length = n;
+        p->remote = slot.from;
+        p->role = slot.role;
+        w.udp_rx[w.udp_rx_count++] = p;
+        if (w.udp_rx_count >= s.batch) {
+            flush_udp_rx(w, s);
+        }
+        if (length == 0) {
+            break;
+        }
+    }
+}
+
+void on_tx_done(io_t& w, uint32_t slot_index, int result) noexcept {
+    auto& slot = w.tx[slot_index];
+    if (result < 0) {
+        w.ctx.counters->drop(drop_reason::tx_error, slot.udp ? slot.packet_count : 1);
+    }
+    // A device write's iov entries may share a packet (never today, but free each once).
+    packet* last = nullptr;
+    for (uint32_t k = 0; k < slot.packet_count; ++k) {
+        if (slot.packets[k] != last) {
+            w.pool.free(slot.packets[k]);
+            last = slot.packets[k];
+        }
+    }
+    slot.packet_count = 0;
+    w.tx_free.push_back(slot_index);
+}
+
+void pin_to_cpu(unsigned cpu) noexcept {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+}  // namespace
+
+void worker::run() noexcept {
+    pin_to_cpu(_settings.cpu);
+    const std::string name = "meshfwd-w" + std::to_string(_settings.id);
+    pthread_setname_np(pthread_self(), name.c_str());
+    rcu_thread_registration rcu;
+    io& w = *_io;
+    const worker_settings& s = _settings;
+    arm_reads(w, s);
+    io_uring_submit(&w.ring);
+    w.pending_submit = false;
+    auto last_work = crypto::mono_clock::now();
+    std::array<io_uring_cqe*, 256> cqes{};
+
+    while (_shared.running->load(std::memory_order_relaxed)) {
+        rcu_quiescent();
+        refresh_time(w);
+        w.ctx.snap = _shared.snap->read();
+        w.ctx.posted = false;
+        if (w.ctx.snap == nullptr) {
+            // No snapshot yet: the control thread publishes one before starting workers.
+            continue;
+        }
+        const unsigned n = io_uring_peek_batch_cqe(&w.ring, cqes.data(), cqes.size());
+        for (unsigned i = 0; i < n; ++i) {
+            const uint64_t data = io_uring_cqe_get_data64(cqes[i]);
+            const int res = cqes[i]->res;
+            const auto kind = static_cast<op>(data >> 32);
+            const auto slot = static_cast<uint32_t>(data);
+            switch (kind) {
+            case op::tun_read:
+                w.tun_slots[slot].armed = false;
+                if (res > 0) {
+                    on_device_read(w, s, w.tun_slots[slot].buffer, static_cast<uint32_t>(res));
+                } else if (res != -EAGAIN && res != -EINTR && res != -ECANCELED) {
+                    _counters.drop(drop_reason::rx_error);
+                }
+                break;
+            case op::udp_recv:
+                w.recv_slots[slot].armed = false;
+                if (res >= 0) {
+                    on_udp_receive(w, s, w.recv_slots[slot], static_cast<uint32_t>(res));
+                } else if (res != -EAGAIN && res != -EINTR && res != -ECANCELED) {
+                    _counters.drop(drop_reason::rx_error);
+                }
+                break;
+            case op::tx:
+                on_tx_done(w, slot, res);
+                break;
+            }
+        }
+        io_uring_cq_advance(&w.ring, n);
+        flush_device_rx(w, s);
+        flush_udp_rx(w, s);
+        arm_reads(w, s);
+        if (w.pending_submit) {
+            io_uring_submit(&w.ring);
+            w.pending_submit = false;
+        }
+        if (w.ctx.posted) {
+            const uint64_t one = 1;
+            [[maybe_unused]] const ssize_t written = ::write(_shared.wake_fd, &one, sizeof(one));
+        }
+        if (n > 0) {
+            last_work = w.ctx.now;
+            continue;
+        }
+        if (!s.busy_poll && w.ctx.now - last_work > s.spin_budget) {
+            // Nothing to do for a while: sleep in the kernel until a completion (or 50 ms, to
+            // notice shutdown), offline for RCU so the control thread never waits for us.
+            rcu_thread_offline();
+            __kernel_timespec timeout{0, 50'000'000};
+            io_uring_cqe* cqe = nullptr;
+            io_uring_wait_cqe_timeout(&w.ring, &cqe, &timeout);
+            rcu_thread_online();
+        }
+    }
+}
+
+}  // namespace meshfwd::dataplane

@@ -217,6 +217,14 @@ result<void> node::state::start() {
     if (options.cores.empty()) {
         return make_error("no cores given");
     }
+    if (options.cores.size() > dataplane::max_lanes) {
+        return make_error("--cores names " + std::to_string(options.cores.size()) + " CPUs; at most " +
+                          std::to_string(dataplane::max_lanes) + " workers are supported");
+    }
+    if (cfg.dataplane.port.type != port_type::uring) {
+        return make_error(cfg.source.string() + ": dataplane.port.type: dpdk ports are not built into the data plane "
+                          "yet; use uring");
+    }
     if (cfg.mesh.device.type != device_type::tun) {
         return make_error(cfg.source.string() + ": mesh.device.type: tap is not supported by the data plane yet; use tun");
     }
@@ -812,6 +820,21 @@ void node::state::handle_endpoint_changed(peer_state& ps, const dataplane::socke
     spdlog::info("peer {}: endpoint {} -> {}", crypto::key_to_base64(ps.cfg.public_key),
                  ps.endpoint_owner ? ps.endpoint_owner->address.to_endpoint().to_string() : std::string("(none)"),
                  source.to_endpoint().to_string());
+    // A meshfwd peer that moved to a new address without port translation keeps its ports: its
+    // packets come from one of its lanes (or its main port), so keep both and only move the host.
+    const dataplane::peer_endpoint* old = ps.endpoint_owner.get();
+    if (old != nullptr && old->lane_count > 0) {
+        dataplane::peer_endpoint probe = *old;
+        probe.address = source;
+        probe.address.set_port(old->address.port());
+        if (probe.matches(source)) {
+            auto ep = std::make_unique<dataplane::peer_endpoint>(probe);
+            ps.rt->endpoint.store(ep.get(), std::memory_order_release);
+            retired_endpoints.push_back(std::move(ps.endpoint_owner));
+            ps.endpoint_owner = std::move(ep);
+            return;
+        }
+    }
     set_endpoint(ps, source);
 }
 

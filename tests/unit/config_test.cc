@@ -275,6 +275,35 @@ TEST_F(config_test, missing_required_keys) {
     EXPECT_TRUE(has_line(peer, "3:5: peers[0].allowed_ips: required key is missing"));
 }
 
+TEST_F(config_test, address_list_and_meshfwd_peer) {
+    write_key("a.key");
+    const std::string peer = new_public_key();
+    auto cfg = load("node:\n  private_key_file: a.key\n  address: [10.100.0.1/16, \"fd00:100::1/64\"]\n"
+                    "peers:\n  - {public_key: \"" + peer + "\", allowed_ips: [10.100.0.2/32], meshfwd: true}\n"
+                    "  - {public_key: \"" + new_public_key() + "\", allowed_ips: [10.100.0.3/32]}\n");
+    ASSERT_TRUE(cfg.ok()) << cfg.error_message();
+    ASSERT_EQ(cfg->node.addresses.size(), 2u);
+    EXPECT_EQ(cfg->node.address.to_string(), "10.100.0.1/16");
+    EXPECT_EQ(cfg->node.addresses[1].to_string(), "fd00:100::1/64");
+    EXPECT_TRUE(cfg->peers[0].meshfwd);
+    EXPECT_FALSE(cfg->peers[1].meshfwd);
+
+    // A single prefix still works and fills the list.
+    auto single = load("node: {private_key_file: a.key, address: 10.0.0.1/8}\n");
+    ASSERT_TRUE(single.ok()) << single.error_message();
+    EXPECT_EQ(single->node.addresses.size(), 1u);
+
+    // Each element is checked and located.
+    const auto bad = errors(load("node:\n  private_key_file: a.key\n  address: [10.0.0.1/8, 10.0.0.0/8, nope]\n"));
+    EXPECT_TRUE(has_line(bad, "3:24: node.address[1]:", "network address itself"));
+    EXPECT_TRUE(has_line(bad, "3:36: node.address[2]:"));
+    EXPECT_TRUE(has_line(errors(load("node: {private_key_file: a.key, address: []}\n")), "1:42: node.address:",
+                         "at least one"));
+    EXPECT_TRUE(has_line(errors(load("node: {private_key_file: a.key, address: 10.0.0.1/8}\n"
+                                     "peers:\n  - {public_key: \"" + peer + "\", allowed_ips: [], meshfwd: maybe}\n")),
+                         "3:92: peers[0].meshfwd:", "expected true or false"));
+}
+
 // ---- keys and types --------------------------------------------------------------------
 
 TEST_F(config_test, unknown_key_suggests_the_close_one) {

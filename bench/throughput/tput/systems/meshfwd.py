@@ -90,6 +90,7 @@ class Meshfwd(System):
             if direct:   # line3: A and C have no underlay path; meshfwd routes via B
                 out.append("    endpoint: %s:%d" % (endpoint_of(topo, o, n), PORT))
             out.append("    allowed_ips: [%s/32]" % tun_addr(o))
+            out.append("    meshfwd: true    # the other node runs meshfwd too: lanes")
         out += ["mesh:", "  device:", "    type: tun", "    name: %s" % IFNAME,
                 "    mtu: %d" % settings.mtu,
                 "dataplane:", "  poll: adaptive",

@@ -35,6 +35,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 namespace {
 
 using namespace meshfwd;
@@ -277,6 +279,7 @@ BENCHMARK_CAPTURE(bm_decapsulate, ipsec_mb, crypto::aead_backend::ipsec_mb)->MES
 // Console output as usual, plus the Mpps of every run kept for the ratio table.
 class ratio_reporter : public benchmark::ConsoleReporter {
 public:
+    explicit ratio_reporter(OutputOptions options) : ConsoleReporter(options) {}
     void ReportRuns(const std::vector<Run>& runs) override {
         for (const Run& r : runs) {
             const auto it = r.counters.find("Mpps");
@@ -315,7 +318,9 @@ int main(int argc, char** argv) {
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
         return 1;
     }
-    ratio_reporter reporter;
+    // Colour only on a terminal, as the default reporter does.
+    ratio_reporter reporter(isatty(fileno(stdout)) != 0 ? benchmark::ConsoleReporter::OO_Defaults
+                                                        : benchmark::ConsoleReporter::OO_None);
     benchmark::RunSpecifiedBenchmarks(&reporter);
     reporter.print_ratios();
     benchmark::Shutdown();

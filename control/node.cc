@@ -108,6 +108,7 @@ struct peer_state {
     int64_t new_handshake_trigger_ns = 0;  // last_tx_data that already triggered one
     std::unique_ptr<dataplane::peer_endpoint> endpoint_owner;  // what rt->endpoint points to
     std::vector<uint16_t> lanes;  // the peer's announced lane ports
+    mono_time lanes_asked{};      // when we last asked for them
 };
 
 struct node::state {
@@ -165,7 +166,7 @@ struct node::state {
     void handle_staged(peer_state& ps, std::span<const uint8_t> packet, mono_time now);
     void handle_endpoint_changed(peer_state& ps, const dataplane::socket_address& source);
     void handle_confirmed(peer_state& ps, session* s, mono_time now);
-    void handle_mesh_frame(peer_state& ps, std::span<const uint8_t> frame);
+    void handle_mesh_frame(peer_state& ps, std::span<const uint8_t> frame, mono_time now);
     void on_timers(mono_time now);
     void reap();
     void reload();
@@ -177,7 +178,7 @@ struct node::state {
     void session_ready(peer_state& ps, mono_time now);
     bool send_transport(peer_state& ps, std::span<const uint8_t> payload, mono_time now);
     void send_keepalive(peer_state& ps, mono_time now);
-    void send_lanes(peer_state& ps, mono_time now);
+    void send_lanes(peer_state& ps, mono_time now, bool ask_for_theirs = false);
     void send_raw(std::span<const uint8_t> bytes, const dataplane::socket_address& to, unsigned worker,
                   dataplane::socket_role role);
     void set_endpoint(peer_state& ps, const std::optional<dataplane::socket_address>& address);
@@ -523,11 +524,12 @@ void node::state::send_keepalive(peer_state& ps, mono_time now) {
     }
 }
 
-void node::state::send_lanes(peer_state& ps, mono_time now) {
+void node::state::send_lanes(peer_state& ps, mono_time now, bool ask_for_theirs) {
     if (!ps.cfg.meshfwd || lane_ports.empty()) {
         return;
     }
-    std::vector<uint8_t> frame{dataplane::mesh_frame_lanes, 1, static_cast<uint8_t>(lane_ports.size()), 0};
+    std::vector<uint8_t> frame{dataplane::mesh_frame_lanes, 1, static_cast<uint8_t>(lane_ports.size()),
+                               static_cast<uint8_t>(ask_for_theirs ? dataplane::lanes_flag_request : 0)};
     for (uint16_t port : lane_ports) {
         frame.push_back(static_cast<uint8_t>(port >> 8));
         frame.push_back(static_cast<uint8_t>(port));
@@ -710,14 +712,15 @@ void node::state::handle_handshake(const dataplane::mailbox_message& m, mono_tim
         if (!ps.endpoint_owner || !(ps.endpoint_owner->address == m.source)) {
             set_endpoint(ps, m.source);
         }
-        send_raw(crypto::as_bytes(response), m.source, m.worker, m.role);
-        ++hs_counters.responses_sent;
-        // Responder: the new keypair waits in "next" until the initiator uses it.
+        // Responder: the new keypair waits in "next" until the initiator uses it. It must be in
+        // the index table before the response leaves: the initiator sends data at once.
         s->awaiting_confirmation.store(true, std::memory_order_relaxed);
         retire(ps.previous);
         retire(ps.next);
         ps.next = std::move(s);
         sessions.assign(*index, ps.next.get());
+        send_raw(crypto::as_bytes(response), m.source, m.worker, m.role);
+        ++hs_counters.responses_sent;
         spdlog::debug("peer {}: handshake response sent to {}", crypto::key_to_base64(ps.cfg.public_key),
                       source_ep.to_string());
         return;
@@ -823,6 +826,15 @@ void node::state::handle_endpoint_changed(peer_state& ps, const dataplane::socke
     // A meshfwd peer that moved to a new address without port translation keeps its ports: its
     // packets come from one of its lanes (or its main port), so keep both and only move the host.
     const dataplane::peer_endpoint* old = ps.endpoint_owner.get();
+    // A meshfwd peer sending from another port of the same host: those are its lanes, and its
+    // announcement did not reach us (lost, or it raced the session). Ask for it, at most once a second.
+    if (ps.cfg.meshfwd && old != nullptr && old->lane_count == 0 && old->address.same_host(source)) {
+        const mono_time now = mono_clock::now();
+        if (now - ps.lanes_asked >= 1s) {
+            ps.lanes_asked = now;
+            send_lanes(ps, now, true);
+        }
+    }
     if (old != nullptr && old->lane_count > 0) {
         dataplane::peer_endpoint probe = *old;
         probe.address = source;
@@ -838,7 +850,7 @@ void node::state::handle_endpoint_changed(peer_state& ps, const dataplane::socke
     set_endpoint(ps, source);
 }
 
-void node::state::handle_mesh_frame(peer_state& ps, std::span<const uint8_t> frame) {
+void node::state::handle_mesh_frame(peer_state& ps, std::span<const uint8_t> frame, mono_time now) {
     if (frame.size() >= 4 && frame[0] == dataplane::mesh_frame_lanes && frame[1] == 1) {
         const std::size_t count = std::min<std::size_t>(frame[2], dataplane::max_lanes);
         if (frame.size() < 4 + 2 * count || !ps.endpoint_owner) {
@@ -858,6 +870,9 @@ void node::state::handle_mesh_frame(peer_state& ps, std::span<const uint8_t> fra
         retired_endpoints.push_back(std::move(ps.endpoint_owner));
         ps.endpoint_owner = std::move(ep);
         spdlog::debug("peer {}: {} lane(s) announced", crypto::key_to_base64(ps.cfg.public_key), ps.lanes.size());
+        if ((frame[3] & dataplane::lanes_flag_request) != 0) {
+            send_lanes(ps, now);
+        }
         return;
     }
     reject("unknown_mesh_frame");
@@ -877,7 +892,7 @@ void node::state::handle(dataplane::mailbox_message& m) {
     case dataplane::mailbox_kind::staged_packet: handle_staged(*ps, {m.payload, m.length}, now); break;
     case dataplane::mailbox_kind::endpoint_changed: handle_endpoint_changed(*ps, m.source); break;
     case dataplane::mailbox_kind::session_confirmed: handle_confirmed(*ps, m.sess, now); break;
-    case dataplane::mailbox_kind::mesh_frame: handle_mesh_frame(*ps, {m.payload, m.length}); break;
+    case dataplane::mailbox_kind::mesh_frame: handle_mesh_frame(*ps, {m.payload, m.length}, now); break;
     case dataplane::mailbox_kind::handshake: break;
     }
 }

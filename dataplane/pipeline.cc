@@ -46,13 +46,14 @@ void hand_to_control(pipeline_context& ctx, packet* p, mailbox_kind kind, peer_r
     ctx.pool->free(p);
 }
 
-// A message without a packet (roaming, confirmation).
-void notify_control(pipeline_context& ctx, mailbox_kind kind, peer_runtime* peer, session* sess,
+// A message without a packet (roaming, confirmation). False when the mailbox was full (counted;
+// the caller asks again with a later packet).
+bool notify_control(pipeline_context& ctx, mailbox_kind kind, peer_runtime* peer, session* sess,
                     const socket_address& source, socket_role role) noexcept {
     mailbox_message* m = ctx.box->acquire();
     if (m == nullptr) {
         ctx.counters->drop(drop_reason::ring_full);
-        return;
+        return false;
     }
     m->kind = kind;
     m->role = role;
@@ -63,6 +64,7 @@ void notify_control(pipeline_context& ctx, mailbox_kind kind, peer_runtime* peer
     m->length = 0;
     ctx.box->post(m);
     ctx.posted = true;
+    return true;
 }
 
 inline uint32_t mix(uint32_t h, uint32_t v) noexcept {
@@ -129,9 +131,17 @@ uint32_t flow_hash(std::span<const uint8_t> ip) noexcept {
     return mix(mix(mix(mix(0x1234567u, lo), hi), (plo << 16) | phi), proto);
 }
 
+// Callers pass at most max_burst packets; anything beyond is dropped (counted), never leaked.
+static void drop_excess(pipeline_context& ctx, std::span<packet*> packets) noexcept {
+    for (std::size_t i = max_burst; i < packets.size(); ++i) {
+        drop(ctx, packets[i], drop_reason::no_buffer);
+    }
+}
+
 std::size_t encapsulate_burst(pipeline_context& ctx, std::span<packet*> packets) noexcept {
     const snapshot& snap = *ctx.snap;
     const std::size_t n_in = std::min(packets.size(), max_burst);
+    drop_excess(ctx, packets);
     // 1. Route each packet to a peer and its current session.
     std::size_t kept = 0;
     for (std::size_t i = 0; i < n_in; ++i) {
@@ -202,7 +212,8 @@ std::size_t encapsulate_burst(pipeline_context& ctx, std::span<packet*> packets)
         packet* p = packets[i];
         session* s = p->sess;
         if (s == nullptr) {
-            drop(ctx, p, drop_reason::expired_keypair);
+            // The keypair ran out of counters: wait for the new session, as the kernel queues.
+            hand_to_control(ctx, p, mailbox_kind::staged_packet, p->peer);
             continue;
         }
         const uint32_t padding = transport_padding(p->length, ctx.mtu);
@@ -242,6 +253,7 @@ std::size_t encapsulate_burst(pipeline_context& ctx, std::span<packet*> packets)
 std::size_t decapsulate_burst(pipeline_context& ctx, std::span<packet*> packets) noexcept {
     const snapshot& snap = *ctx.snap;
     const std::size_t n_in = std::min(packets.size(), max_burst);
+    drop_excess(ctx, packets);
     std::array<crypto::aead_op, max_burst> ops;
     std::size_t n_ops = 0;
 
@@ -335,14 +347,15 @@ std::size_t decapsulate_burst(pipeline_context& ctx, std::span<packet*> packets)
 
         // Roaming: an authenticated packet from somewhere new moves the endpoint (asked once).
         const peer_endpoint* ep = peer->endpoint.load(std::memory_order_acquire);
-        if ((ep == nullptr || !ep->matches(p->remote)) && !(pc.reported_source == p->remote)) {
+        if ((ep == nullptr || !ep->matches(p->remote)) && !(pc.reported_source == p->remote) &&
+            notify_control(ctx, mailbox_kind::endpoint_changed, peer, s, p->remote, p->role)) {
             pc.reported_source = p->remote;
-            notify_control(ctx, mailbox_kind::endpoint_changed, peer, s, p->remote, p->role);
         }
         // Key confirmation: the initiator used our new responder keypair.
         if (s->awaiting_confirmation.load(std::memory_order_relaxed) &&
-            !s->confirm_requested.exchange(true, std::memory_order_relaxed)) {
-            notify_control(ctx, mailbox_kind::session_confirmed, peer, s, p->remote, p->role);
+            !s->confirm_requested.exchange(true, std::memory_order_relaxed) &&
+            !notify_control(ctx, mailbox_kind::session_confirmed, peer, s, p->remote, p->role)) {
+            s->confirm_requested.store(false, std::memory_order_relaxed);  // ask again next packet
         }
         if (peer->current.load(std::memory_order_relaxed) == s && s->keypair.needs_rekey_on_receive(ctx.now)) {
             peer->rekey_wanted.store(true, std::memory_order_relaxed);

@@ -30,7 +30,8 @@ namespace meshfwd::dataplane {
 
 // Mesh frames (decrypted payloads whose first nibble is neither 4 nor 6); control/README.md has
 // the layouts. Only exchanged with peers marked meshfwd.
-inline constexpr uint8_t mesh_frame_lanes = 0x01;  // [type, version 1, count, 0, count x be16 port]
+inline constexpr uint8_t mesh_frame_lanes = 0x01;  // [type, version 1, count, flags, count x be16 port]
+inline constexpr uint8_t lanes_flag_request = 0x01; // flags: "send me yours" (ours did not arrive)
 
 // Largest burst a stage takes (the config's dataplane.batch is at most this).
 inline constexpr std::size_t max_burst = 256;
@@ -50,7 +51,7 @@ struct pipeline_context {
     bool posted = false;  // set when a message went to the control thread (wake it)
 };
 
-// Encrypts what can be sent now. On return packets[0, n) are transport messages (data, length,
+// Encrypts what can be sent now (at most max_burst packets; more are dropped as no_buffer). On return packets[0, n) are transport messages (data, length,
 // remote, role set) to transmit; every other packet was freed to the pool, handed to the control
 // thread, or counted as a drop.
 [[nodiscard]] std::size_t encapsulate_burst(pipeline_context& ctx, std::span<packet*> packets) noexcept;
@@ -63,13 +64,22 @@ struct pipeline_context {
 // the same value, so a flow's packets always take the same lane.
 [[nodiscard]] uint32_t flow_hash(std::span<const uint8_t> ip_packet) noexcept;
 
-// Bytes of padding WireGuard adds to a payload of `length` under `mtu` (kernel semantics).
+// Bytes of padding WireGuard adds to a payload of `length` under `mtu` (0: no MTU), exactly as
+// the kernel's calculate_skb_padding: up to a multiple of 16, never past the MTU, and for a
+// payload longer than the MTU the remainder modulo the MTU is what gets padded.
 [[nodiscard]] inline uint32_t transport_padding(uint32_t length, uint32_t mtu) noexcept {
-    uint32_t padded = (length + 15u) & ~15u;
-    if (mtu != 0 && padded > mtu) {
-        padded = length > mtu ? length : mtu;
+    uint32_t last_unit = length;
+    if (mtu == 0) {
+        return ((last_unit + 15u) & ~15u) - last_unit;
     }
-    return padded - length;
+    if (last_unit > mtu) {
+        last_unit %= mtu;
+    }
+    uint32_t padded = (last_unit + 15u) & ~15u;
+    if (padded > mtu) {
+        padded = mtu;
+    }
+    return padded - last_unit;
 }
 
 }  // namespace meshfwd::dataplane

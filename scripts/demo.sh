@@ -154,10 +154,10 @@ echo "== 6. meshctl status (node a)"
 ip netns exec "$ns1" "$meshctl" status --api "$api" | sed 's/^/   /'
 
 echo
-echo "== How to look at things yourself (while a demo runs, or in your own setup):"
-echo "   meshctl peers --api $api [--json]    per-peer handshakes, endpoints, transfer, lanes"
-echo "   meshctl status --api $api --json     per-worker packets/bytes and drop reasons"
-echo "   curl -s http://$api/metrics          the same counters for Prometheus"
-echo "   (run them inside a node's namespace: ip netns exec <ns> ...; meshfwd --log-level debug logs handshakes)"
+echo "== How to look at a running node (inside its namespace: ip netns exec NS ...):"
+echo "   build/tools/meshctl peers [--json]           per peer: handshake, endpoint, transfer, lanes"
+echo "   build/tools/meshctl status [--json]          per worker: packets, bytes, drop reasons; handshakes"
+echo "   curl -s http://$api/metrics        the same counters for Prometheus"
+echo "   meshfwd --log-level debug ...; kill -HUP PID reloads the config, SIGTERM stops the node"
 echo
 echo "demo done; removing the namespaces and processes"

@@ -74,19 +74,21 @@ for _ in 1 2 3 4 5; do
 done
 [[ $ok -eq 1 ]] || fail "no ping reply from b through the tunnel in 5 tries"
 
-log "iperf3 -P 4 -t 5, a -> b"
+log "iperf3 -P 8 -t 5, a -> b"
 netns_spawn "$ns2" iperf3-server iperf3 -s -1 -B 10.100.0.2
 wait_until 5 iperf_listening || fail "iperf3 server did not listen: $(cat "$tmp/iperf3-server.log")"
-out=$(n1 timeout 30 iperf3 -c 10.100.0.2 -P 4 -t 5 --connect-timeout 3000 2>&1) ||
+out=$(n1 timeout 30 iperf3 -c 10.100.0.2 -P 8 -t 5 --connect-timeout 3000 2>&1) ||
     fail "iperf3 client failed: $(tail -5 <<<"$out")"
 grep -E '\[SUM\].*(sender|receiver)' <<<"$out" | sed 's/^/    /'
 
+# Both checks run and print before the test fails, so one run shows the whole picture.
+problems=()
 log "per-worker packets (status --json)"
 for side in a b; do
     ns=$ns1
     [[ $side == a ]] || ns=$ns2
     st=$(ip netns exec "$ns" "$meshctl" status --api "$api" --json) || fail "status --json on $side"
-    python3 - "$side" "$st" "$min_share_pct" <<'PY' || fail "node $side: a worker carried less than $min_share_pct% (table above)"
+    python3 - "$side" "$st" "$min_share_pct" <<'PY' || problems+=("node $side: a worker carried less than $min_share_pct% of the packets (table above)")
 import json, sys
 side, doc, min_pct = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3])
 workers = doc["workers"]
@@ -111,7 +113,8 @@ pb=$(n2 "$meshctl" peers --api "$api" --json) || fail "peers --json on b"
 lanes_a=$(jget "$pa" "[p for p in d['peers'] if p['public_key'] == '$pub_b'][0]['lanes']")
 lanes_b=$(jget "$pb" "[p for p in d['peers'] if p['public_key'] == '$pub_a'][0]['lanes']")
 echo "    a -> b: $lanes_a lanes; b -> a: $lanes_b lanes"
-[[ $lanes_a -ge 2 && $lanes_b -ge 2 ]] || fail "lanes a=$lanes_a b=$lanes_b, want >= 2 on both sides"
+[[ $lanes_a -ge 2 && $lanes_b -ge 2 ]] || problems+=("lanes a=$lanes_a b=$lanes_b, want >= 2 on both sides")
+((${#problems[@]} == 0)) || fail "$(printf '%s; ' "${problems[@]}")"
 
 kill -0 "$pid_a" 2>/dev/null || fail "meshfwd a died: $(tail -5 "$tmp/meshfwd-a.log")"
 kill -0 "$pid_b" 2>/dev/null || fail "meshfwd b died: $(tail -5 "$tmp/meshfwd-b.log")"

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <cstring>
 
 namespace meshfwd::dataplane {
 
@@ -15,8 +16,12 @@ struct socket_address {
         sockaddr any;
         sockaddr_in v4;
         sockaddr_in6 v6;
-    } storage{};
+    } storage;
     socklen_t length = 0;
+
+    // Zeroes the whole union: `storage{}` would only initialise its first (16-byte) member and
+    // leave the rest of an IPv6 address undefined.
+    socket_address() noexcept { std::memset(&storage, 0, sizeof(storage)); }
 
     [[nodiscard]] const sockaddr* get() const noexcept { return &storage.any; }
     [[nodiscard]] sockaddr* get() noexcept { return &storage.any; }

@@ -88,11 +88,22 @@ else
     fail "example --check again reads the same key" "exit $rc: $out $err"
 fi
 
-run_in "$tmp/example" --cores 0 -c mesh.yaml
-if [[ $rc -eq 1 && $err == "meshfwd: error: this build has no data plane yet; use --check to validate a configuration" ]]; then
-    pass "no --check: honest refusal"
+# Without --check the node starts for real (the netns tests cover that). Refusals that happen
+# before any device or socket exists can be checked here: a TAP device and DPDK ports.
+dir=$(new_case unsupported)
+printf 'node: {private_key_file: a.key, address: 10.0.0.1/24}\nmesh: {device: {type: tap}}\n' >"$dir/tap.yaml"
+run_in "$dir" --cores 0 -c tap.yaml
+if [[ $rc -eq 1 ]] && grep -q "^meshfwd: error: tap.yaml: mesh.device.type: tap is not supported" <<<"$err"; then
+    pass "no --check: TAP refused before anything is created"
 else
-    fail "no --check: honest refusal" "exit $rc, stderr: $err"
+    fail "no --check: TAP refused before anything is created" "exit $rc, stderr: $err"
+fi
+printf 'node: {private_key_file: a.key, address: 10.0.0.1/24}\ndataplane: {port: {type: dpdk}}\n' >"$dir/dpdk.yaml"
+run_in "$dir" --cores 0 -c dpdk.yaml
+if [[ $rc -eq 1 ]] && grep -q "^meshfwd: error: dpdk.yaml: dataplane.port.type: dpdk ports are not built" <<<"$err"; then
+    pass "no --check: DPDK ports refused before anything is created"
+else
+    fail "no --check: DPDK ports refused before anything is created" "exit $rc, stderr: $err"
 fi
 
 unset TURN_USER

@@ -295,8 +295,8 @@ TEST_F(config_test, address_list_and_meshfwd_peer) {
 
     // Each element is checked and located.
     const auto bad = errors(load("node:\n  private_key_file: a.key\n  address: [10.0.0.1/8, 10.0.0.0/8, nope]\n"));
-    EXPECT_TRUE(has_line(bad, "3:24: node.address[1]:", "network address itself"));
-    EXPECT_TRUE(has_line(bad, "3:36: node.address[2]:"));
+    EXPECT_TRUE(has_line(bad, "3:25: node.address[1]:", "network address itself"));
+    EXPECT_TRUE(has_line(bad, "3:37: node.address[2]:", "needs a length"));
     EXPECT_TRUE(has_line(errors(load("node: {private_key_file: a.key, address: []}\n")), "1:42: node.address:",
                          "at least one"));
     EXPECT_TRUE(has_line(errors(load("node: {private_key_file: a.key, address: 10.0.0.1/8}\n"
@@ -332,13 +332,13 @@ TEST_F(config_test, wrong_types) {
                                    "  stun: [a]\n"
                                    "node:\n"
                                    "  private_key_file: a.key\n"
-                                   "  address: [10.0.0.1/8]\n"
+                                   "  address: {a: 10.0.0.1/8}\n"
                                    "peers:\n"
                                    "  public_key: x\n"));
     EXPECT_TRUE(has_line(lines, "3:10: mesh.device.mtu: expected a whole number, got 'abc'"));
     EXPECT_TRUE(has_line(lines, "4:12: mesh.enabled: expected true or false, got 'maybe'"));
     EXPECT_TRUE(has_line(lines, "5:9: mesh.stun: expected a mapping, got a list"));
-    EXPECT_TRUE(has_line(lines, "8:12: node.address: expected a scalar value, got a list"));
+    EXPECT_TRUE(has_line(lines, "8:12: node.address: expected a scalar value, got a mapping"));
     EXPECT_TRUE(has_line(lines, "10:3: peers: expected a list, got a mapping"));
 }
 

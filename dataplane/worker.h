@@ -20,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -70,7 +71,8 @@ public:
     struct io;  // the io_uring machinery (worker.cc)
 
 private:
-    void run() noexcept;
+    void run(std::promise<std::string>& ready) noexcept;
+    std::string setup_ring() noexcept;
 
     worker_settings _settings;
     worker_shared _shared;

@@ -10,6 +10,27 @@
 # file installs as the EXIT trap; it runs even when the test fails. Names carry the test's
 # PID ($$) so parallel runs and other tests never collide. Only PIDs recorded here are killed.
 # A test that needs its own teardown appends a function name to cleanup_hooks (run first).
+#
+# Helpers for meshfwd tests (they use the globals build=<build dir> and api=<host:port of the
+# nodes' API>, which the test sets; $py is the python interpreter, see netns_python):
+#   meshfwd_build DIR               sets build, meshfwd, meshctl; fails unless both are built
+#   netns_python                    sets $py to the interpreter itself (a pyenv shim is slow)
+#   not_running PID                 true once PID has exited
+#   tunnel_ping NS ADDR             ping until answered (handshake), then 3 of 3 must answer
+#   node_config NAME DEV ADDRS      YAML head of a node (ADDRS: "10.100.0.1/24, ...") ending
+#   peer_config PUB ALLOWED [EP] [MESHFWD]    in "peers:"; peer_config prints one peer entry
+#   status_json NS / peers_json NS  `meshctl status|peers --json` of the node in NS
+#   drops_json NS                   its totals.drops as one JSON object
+#   drop_count JSON REASON          one reason's count in such an object (0 when absent)
+#   jget JSON EXPR                  the python expression EXPR with d = the parsed JSON
+#   peer_field NS PUB FIELD         one field of one peer of the node in NS
+#   endpoint_of NS PUB              that peer's endpoint ("" when none)
+#   tcp_transfer SRC DST ADDR FILE  FILE over TCP from SRC to DST's ADDR:5001, sha256 checked
+#   xfer_start RNS SNS ADDR BYTES RATE RECV_TIMEOUT SEND_TIMEOUT   a generated TCP stream
+#   xfer_check BYTES WHEN           SNS -> RNS's ADDR:5201 (progress in $tmp/progress), and
+#                                   after wait_pids: check it ended and the sha256s match
+#   wait_pids DEADLINE PID...       waits for each PID in turn while $SECONDS < DEADLINE
+# The TCP tool is tcp_xfer.py next to this file (one JSON line {"bytes","sha256"} per side).
 
 ns1="mfa$$"
 ns2="mfb$$"
@@ -18,6 +39,8 @@ _netns_pids=()
 _netns_wg_sockets=()
 cleanup_hooks=()
 tmp=$(mktemp -d "/tmp/meshfwd-netns.$$.XXXXXX")
+netns_dir=$(realpath "$(dirname "${BASH_SOURCE[0]}")")
+py=python3
 
 n1() { ip netns exec "$ns1" "$@"; }
 n2() { ip netns exec "$ns2" "$@"; }
@@ -165,4 +188,140 @@ netns_meshfwd() {
     fi
     kill -0 "$pid" 2>/dev/null || { cat "$tmp/meshfwd-$name.log" >&2; fail "meshfwd $name exited"; }
     spawned_pid=$pid
+}
+
+# --- meshfwd test helpers (see the list at the top) -------------------------------------------
+
+# The interpreter itself: a pyenv shim costs ~0.7 s a call, and some checks run in a loop.
+netns_python() { py=$(python3 -c 'import sys; print(sys.executable)'); }
+
+not_running() { ! kill -0 "$1" 2>/dev/null; }
+
+# tunnel_ping NS ADDR: the first pings may wait for the handshake, so up to 5 tries of
+# `ping -c 3 -W 2`; once one answers, a further `ping -c 3` must get all 3 replies.
+tunnel_ping() {
+    local ns=$1 addr=$2 i out
+    for ((i = 0; i < 5; i++)); do
+        ip netns exec "$ns" ping -c 3 -i 0.2 -W 2 "$addr" >/dev/null 2>&1 && break
+    done
+    ((i < 5)) || fail "ping $addr from $ns: no reply in 5 tries of 3"
+    out=$(ip netns exec "$ns" ping -c 3 -i 0.2 -W 2 "$addr" 2>&1) || true
+    grep -q " 3 received" <<<"$out" || fail "ping $addr from $ns after the handshake: $(tail -2 <<<"$out")"
+    echo "    $ns -> $addr: $(grep -o '[0-9]* packets transmitted.*loss' <<<"$out")"
+}
+
+# node_config NAME DEVICE ADDRESSES: YAML on stdout, block style (meshfwd_reload breaks the
+# `  listen_port: 51820` line on purpose); follow it with one peer_config per peer.
+node_config() {
+    cat <<EOF
+node:
+  name: $1
+  private_key_file: $1.key
+  listen_port: 51820
+  address: [$3]
+mesh:
+  device: {type: tun, name: $2, mtu: 1420}
+dataplane: {poll: adaptive, batch: 64, crypto: auto}
+api: {listen: $api}
+peers:
+EOF
+}
+
+# peer_config PUB ALLOWED_IPS [ENDPOINT] [MESHFWD]: one peer entry ("" for no endpoint;
+# MESHFWD true/false, the node's default when left out).
+peer_config() {
+    echo "  - public_key: \"$1\""
+    echo "    allowed_ips: [$2]"
+    [[ -z ${3:-} ]] || echo "    endpoint: $3"
+    [[ -z ${4:-} ]] || echo "    meshfwd: $4"
+}
+
+status_json() { ip netns exec "$1" "$build/tools/meshctl" status --api "$api" --json; }
+peers_json() { ip netns exec "$1" "$build/tools/meshctl" peers --api "$api" --json; }
+
+drops_json() {
+    status_json "$1" | "$py" -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["totals"]["drops"]))'
+}
+
+drop_count() { "$py" -c 'import json, sys; print(json.loads(sys.argv[1]).get(sys.argv[2], 0))' "$1" "$2"; }
+
+jget() {
+    "$py" -c 'import json, sys; d = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# peer_field NS PUB FIELD: fails the test when the API does not answer or lacks the peer.
+peer_field() {
+    local pj
+    pj=$(peers_json "$1") || fail "meshctl peers --json in $1"
+    jget "$pj" "[p for p in d['peers'] if p['public_key'] == '$2'][0]['$3']"
+}
+
+endpoint_of() {
+    peers_json "$1" | "$py" -c '
+import json, sys
+for p in json.load(sys.stdin)["peers"]:
+    if p["public_key"] == sys.argv[1]:
+        print(p.get("endpoint") or "")' "$2"
+}
+
+# tcp_transfer SRC_NS DST_NS DST_ADDR FILE: FILE from SRC_NS to DST_ADDR:5001 with tcp_xfer.py;
+# the receiver's byte count and sha256 must equal the file's.
+tcp_transfer() {
+    local src=$1 dst=$2 addr=$3 file=$4 got want size
+    netns_spawn "$dst" xfer-recv timeout 60 "$py" "$netns_dir/tcp_xfer.py" recv --host "$addr" --port 5001 --timeout 30
+    local rpid=$spawned_pid
+    ip netns exec "$src" timeout 60 "$py" "$netns_dir/tcp_xfer.py" send --host "$addr" --port 5001 \
+        --file "$file" --timeout 30 --connect-timeout 10 >/dev/null || fail "TCP transfer to $addr: sender failed"
+    wait "$rpid" || fail "TCP transfer to $addr: receiver failed: $(cat "$tmp/xfer-recv.log")"
+    got=$(tail -n1 "$tmp/xfer-recv.log")
+    size=$(stat -c %s "$file")
+    want="{\"bytes\": $size, \"sha256\": \"$(sha256sum "$file" | cut -d' ' -f1)\"}"
+    [[ $got == "$want" ]] || fail "TCP transfer to $addr: received $got, sent $want"
+    echo "    $size bytes, sha256 matches"
+}
+
+# xfer_start RECV_NS SEND_NS ADDR BYTES RATE RECV_TIMEOUT SEND_TIMEOUT: a generated TCP stream
+# of BYTES at RATE bytes/s (0: full speed) to ADDR:5201; sets recv_pid and send_pid. Logs are
+# $tmp/recv.log and $tmp/send.log; the receiver's progress is $tmp/progress.
+xfer_start() {
+    netns_spawn "$1" recv "$py" "$netns_dir/tcp_xfer.py" recv --host "$3" --port 5201 --timeout "$6" \
+        --progress "$tmp/progress"
+    recv_pid=$spawned_pid
+    netns_spawn "$2" send "$py" "$netns_dir/tcp_xfer.py" send --host "$3" --port 5201 --bytes "$4" \
+        --rate "$5" --timeout "$7"
+    send_pid=$spawned_pid
+}
+
+# wait_pids DEADLINE PID...: waits for each PID in turn while $SECONDS < DEADLINE.
+wait_pids() {
+    local deadline=$1 pid
+    shift
+    for pid in "$@"; do
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+    done
+}
+
+# xfer_check BYTES WHEN: after wait_pids (DEADLINE as the caller wants), both ends must have ended well (WHEN completes
+# "transfer still running ..." otherwise), with BYTES sent and the same count and sha256.
+xfer_check() {
+    local size=$1 when=$2 sent got
+    kill -0 "$send_pid" 2>/dev/null &&
+        fail "transfer still running $when (receiver at $(cat "$tmp/progress" 2>/dev/null || echo 0) bytes)"
+    kill -0 "$recv_pid" 2>/dev/null && fail "receiver still running after the sender ended"
+    wait "$send_pid" || fail "sender failed: $(cat "$tmp/send.log")"
+    wait "$recv_pid" || fail "receiver failed: $(cat "$tmp/recv.log")"
+    sent=$(tail -n1 "$tmp/send.log")
+    got=$(tail -n1 "$tmp/recv.log")
+    log "sent $sent"
+    log "got  $got"
+    [[ $sent == "$got" ]] || fail "checksum or length mismatch"
+    [[ $sent == *"\"bytes\": $size,"* ]] || fail "sender did not send $size bytes"
+}
+
+# meshfwd_build DIR: sets build (absolute), meshfwd and meshctl; fails unless both are built.
+meshfwd_build() {
+    build=$(realpath "$1")
+    meshfwd=$build/tools/meshfwd
+    meshctl=$build/tools/meshctl
+    [[ -x $meshfwd && -x $meshctl ]] || fail "$meshfwd or $meshctl not built"
 }

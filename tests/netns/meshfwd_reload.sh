@@ -21,9 +21,8 @@ set -euo pipefail
 
 netns_require_root
 netns_require_programs python3 ping
-build=$(realpath "$1")
-meshctl=$build/tools/meshctl
-[[ -x $build/tools/meshfwd && -x $meshctl ]] || fail "meshfwd/meshctl not built in $build"
+meshfwd_build "$1"
+netns_python
 start=$SECONDS
 api=127.0.0.1:7082
 ns3="mfc$$"
@@ -32,40 +31,6 @@ n3() { ip netns exec "$ns3" "$@"; }
 n4() { ip netns exec "$ns4" "$@"; }
 
 # --- helpers ---------------------------------------------------------------------------------
-
-# node_config NAME DEVICE INDEX, then peer PUB INDEX [ENDPOINT] for each peer: YAML on stdout.
-node_config() {
-    cat <<EOF
-node:
-  name: $1
-  private_key_file: $1.key
-  listen_port: 51820
-  address: [10.100.0.$3/24]
-mesh:
-  device: {type: tun, name: $2, mtu: 1420}
-dataplane: {poll: adaptive, batch: 64, crypto: auto}
-api: {listen: $api}
-peers:
-EOF
-}
-peer() {
-    echo "  - public_key: \"$1\""
-    echo "    allowed_ips: [10.100.0.$2/32]"
-    [[ -z ${3:-} ]] || echo "    endpoint: $3"
-}
-
-# tunnel_ping NS ADDR: up to 5 tries of `ping -c 3 -W 2` (the first may wait for a handshake),
-# then a further `ping -c 3` must get all 3 replies.
-tunnel_ping() {
-    local ns=$1 addr=$2 i out
-    for ((i = 0; i < 5; i++)); do
-        ip netns exec "$ns" ping -c 3 -i 0.2 -W 2 "$addr" >/dev/null 2>&1 && break
-    done
-    ((i < 5)) || fail "ping $addr from $ns: no reply in 5 tries of 3"
-    out=$(ip netns exec "$ns" ping -c 3 -i 0.2 -W 2 "$addr" 2>&1) || true
-    grep -q " 3 received" <<<"$out" || fail "ping $addr from $ns after the handshake: $(tail -2 <<<"$out")"
-    echo "    $ns -> $addr: $(grep -o '[0-9]* packets transmitted.*loss' <<<"$out")"
-}
 
 # no_tunnel NS ADDR: 3 pings over 3 s must all go unanswered.
 no_tunnel() {
@@ -76,23 +41,17 @@ no_tunnel() {
     echo "    $1 -> $2: no reply, as wanted ($(grep -o '[0-9]* packets transmitted.*loss' <<<"$out" || tail -1 <<<"$out"))"
 }
 
-jget() {
-    python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"
-}
-a_peers() { n1 "$meshctl" peers --api "$api" --json; }
+a_peers() { peers_json "$ns1"; }
 # a_peer_field PUB FIELD: one field of one of A's peers.
-a_peer_field() {
-    local pj
-    pj=$(a_peers) || fail "meshctl peers --json on A"
-    jget "$pj" "[p for p in d['peers'] if p['public_key'] == '$1'][0]['$2']"
-}
+a_peer_field() { peer_field "$ns1" "$1" "$2"; }
+# peer PUB INDEX [ENDPOINT]: a peer entry for tunnel address 10.100.0.INDEX.
+peer() { peer_config "$1" "10.100.0.$2/32" "${3:-}"; }
 # a_has_peers PUB...: A lists exactly these peers.
 a_has_peers() {
     local pj want="$*"
     pj=$(a_peers) || return 1
     [[ $(jget "$pj" "sorted(p['public_key'] for p in d['peers']) == sorted('$want'.split())") == True ]]
 }
-not_running() { ! kill -0 "$1" 2>/dev/null; }
 
 # stream_start / stream_check: A pings B every 50 ms for COUNT packets; check waits for it to end
 # and allows at most one lost packet.
@@ -137,10 +96,10 @@ for name in a b c d; do
     meshfwd_key "$name"
     pub[$name]=$pubkey
 done
-{ node_config a mfa0 1; peer "${pub[b]}" 2 192.0.2.2:51820; peer "${pub[c]}" 3 192.0.2.3:51820; } >"$tmp/a.yaml"
-{ node_config b mfb0 2; peer "${pub[a]}" 1 192.0.2.1:51820; } >"$tmp/b.yaml"
-{ node_config c mfc0 3; peer "${pub[a]}" 1 192.0.2.1:51820; } >"$tmp/c.yaml"
-{ node_config d mfd0 4; peer "${pub[a]}" 1 192.0.2.1:51820; } >"$tmp/d.yaml"
+{ node_config a mfa0 10.100.0.1/24; peer "${pub[b]}" 2 192.0.2.2:51820; peer "${pub[c]}" 3 192.0.2.3:51820; } >"$tmp/a.yaml"
+{ node_config b mfb0 10.100.0.2/24; peer "${pub[a]}" 1 192.0.2.1:51820; } >"$tmp/b.yaml"
+{ node_config c mfc0 10.100.0.3/24; peer "${pub[a]}" 1 192.0.2.1:51820; } >"$tmp/c.yaml"
+{ node_config d mfd0 10.100.0.4/24; peer "${pub[a]}" 1 192.0.2.1:51820; } >"$tmp/d.yaml"
 
 netns_meshfwd "$ns2" b "$tmp/b.yaml" 1 "$api"
 netns_meshfwd "$ns3" c "$tmp/c.yaml" 0 "$api"
@@ -161,7 +120,7 @@ echo "    handshakes with B on A: $hs_b"
 log "reload: C removed, D added (A -> B ping stream running)"
 stream_start reload 300
 sleep 1
-{ node_config a mfa0 1; peer "${pub[b]}" 2 192.0.2.2:51820; peer "${pub[d]}" 4 192.0.2.4:51820; } >"$tmp/a.yaml.new"
+{ node_config a mfa0 10.100.0.1/24; peer "${pub[b]}" 2 192.0.2.2:51820; peer "${pub[d]}" 4 192.0.2.4:51820; } >"$tmp/a.yaml.new"
 mv "$tmp/a.yaml.new" "$tmp/a.yaml"
 kill -HUP "$pid_a"
 wait_until 5 a_has_peers "${pub[b]}" "${pub[d]}" || fail "A's peers after SIGHUP are not {B, D}: $(a_peers)"

@@ -33,45 +33,12 @@ set -euo pipefail
 netns_require_root
 netns_require_programs python3 ping
 here=$(realpath "$(dirname "$0")")
-build=$(realpath "$1")
-meshfwd=$build/tools/meshfwd
-meshctl=$build/tools/meshctl
-[[ -x $meshfwd && -x $meshctl ]] || fail "$meshfwd or $meshctl not built"
-# The interpreter itself: a pyenv shim costs ~0.7 s a call.
-py=$(python3 -c 'import sys; print(sys.executable)')
+meshfwd_build "$1"
+netns_python
 start=$SECONDS
 api=127.0.0.1:7083
 flood_seconds=12
 flood_rate=5000
-
-# wait_secs SECONDS CMD...: like wait_until, but bounded by wall time even when each try takes
-# a while itself (ping -W1).
-wait_secs() {
-    local end=$((SECONDS + $1))
-    shift
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < end)) || return 1
-        sleep 0.1
-    done
-}
-
-# write_config NAME ADDRESS PEER_PUBKEY PEER_ALLOWED PEER_ENDPOINT
-write_config() {
-    local name=$1 address=$2 peer=$3 allowed=$4 endpoint=$5
-    {
-        echo "node: {name: $name, private_key_file: $name.key, listen_port: 51820, address: $address}"
-        echo "mesh: {device: {type: tun, name: mf0, mtu: 1420}}"
-        echo "peers:"
-        echo "  - public_key: \"$peer\""
-        echo "    endpoint: $endpoint"
-        echo "    allowed_ips: [$allowed]"
-        echo "    meshfwd: false"   # plain WireGuard: one UDP 5-tuple per peer pair, no lanes
-        echo "dataplane: {poll: adaptive, batch: 64, crypto: auto}"
-        echo "api: {listen: $api}"
-    } >"$tmp/$name.yaml"
-}
-
-status_json() { ip netns exec "$1" "$meshctl" status --api "$api" --json; }
 
 # cookie_replies_sent_above NS N: true once NS's node has sent more than N cookie replies.
 cookie_replies_sent_above() {
@@ -82,18 +49,19 @@ meshfwd_key a
 a_pub=$pubkey
 meshfwd_key b
 b_pub=$pubkey
-write_config a 10.100.0.1/24 "$b_pub" 10.100.0.2/32 192.0.2.2:51820
-write_config b 10.100.0.2/24 "$a_pub" 10.100.0.1/32 192.0.2.1:51820
+# plain WireGuard peers (meshfwd: false): one UDP 5-tuple per peer pair, no lanes
+{ node_config a mf0 10.100.0.1/24; peer_config "$b_pub" 10.100.0.2/32 192.0.2.2:51820 false; } >"$tmp/a.yaml"
+{ node_config b mf0 10.100.0.2/24; peer_config "$a_pub" 10.100.0.1/32 192.0.2.1:51820 false; } >"$tmp/b.yaml"
 
 netns_pair
 # The flood's own source address: the rate limiter keys on the address, so b keeps its bucket.
 ip -n "$ns2" addr add 192.0.2.3/24 dev veth2
-wait_secs 5 n1 ping -c1 -W1 192.0.2.2 || fail "underlay veth does not work"
+wait_until 5 n1 ping -c1 -W1 192.0.2.2 || fail "underlay veth does not work"
 netns_meshfwd "$ns1" a "$tmp/a.yaml" 0 "$api"
 a_pid=$spawned_pid
 netns_meshfwd "$ns2" b "$tmp/b.yaml" 1 "$api"
 b_pid=$spawned_pid
-wait_secs 15 n2 ping -c1 -W1 10.100.0.1 || fail "no ping b -> a through the tunnel within 15 s"
+wait_until 15 n2 ping -c1 -W1 10.100.0.1 || fail "no ping b -> a through the tunnel within 15 s"
 status_json "$ns1" >"$tmp/a_before.json" || fail "a's API does not answer"
 a_cookies_before=$("$py" -c 'import json, sys; print(json.load(open(sys.argv[1]))["handshakes"]["cookie_replies_sent"])' "$tmp/a_before.json")
 
@@ -103,29 +71,26 @@ netns_spawn "$ns2" flood timeout $((flood_seconds + 15)) "$py" "$here/handshake_
     --duration "$flood_seconds" --mac2-share 0.5 --seed $$ --progress "$tmp/flood.progress"
 flood_pid=$spawned_pid
 flood_t0=$SECONDS
-wait_secs 5 cookie_replies_sent_above "$ns1" "$a_cookies_before" ||
+wait_until 5 cookie_replies_sent_above "$ns1" "$a_cookies_before" ||
     fail "a sent no cookie reply within 5 s of the flood's start (not under load?); flood so far: $(cat "$tmp/flood.progress" 2>/dev/null)"
 log "a is under load after $((SECONDS - flood_t0)) s; flood so far: $(cat "$tmp/flood.progress" 2>/dev/null)"
 
 log "restarting b: it must handshake again while a is under load"
 kill -TERM "$b_pid"
-b_end=$((SECONDS + 5))
-while kill -0 "$b_pid" 2>/dev/null && ((SECONDS < b_end)); do sleep 0.1; done
-kill -0 "$b_pid" 2>/dev/null && fail "meshfwd b did not exit within 5 s of SIGTERM"
+wait_until 5 not_running "$b_pid" || fail "meshfwd b did not exit within 5 s of SIGTERM"
 wait "$b_pid" || true  # its exit status on SIGTERM is not what this test is about
 netns_meshfwd "$ns2" b2 "$tmp/b.yaml" 1 "$api"
 b_pid=$spawned_pid
 b_t0=$SECONDS
 # One cookie round trip costs REKEY_TIMEOUT (5 s + up to 1/3 s jitter) before b's retry.
-wait_secs 15 n2 ping -c1 -W1 10.100.0.1 ||
+wait_until 15 n2 ping -c1 -W1 10.100.0.1 ||
     fail "no ping b -> a within 15 s of b's restart under the flood; b: $(status_json "$ns2" 2>&1 | tr -d '\n' | cut -c1-3000)"
 b_secs=$((SECONDS - b_t0))
 kill -0 "$flood_pid" 2>/dev/null ||
     fail "the flood ended before b's handshake completed ($b_secs s after the restart): not tested under load"
 log "b's ping answered $b_secs s after its restart, $((SECONDS - flood_t0)) s into the flood"
 
-flood_end=$((SECONDS + flood_seconds + 10))
-while kill -0 "$flood_pid" 2>/dev/null && ((SECONDS < flood_end)); do sleep 0.2; done
+wait_pids $((SECONDS + flood_seconds + 10)) "$flood_pid"
 kill -0 "$flood_pid" 2>/dev/null && fail "handshake_flood.py still running $((flood_seconds + 10)) s later"
 wait "$flood_pid" || fail "handshake_flood.py failed: $(cat "$tmp/flood.log")"
 flood=$(tail -n1 "$tmp/flood.log")
@@ -136,7 +101,7 @@ kill -0 "$b_pid" 2>/dev/null || fail "meshfwd b died: $(tail -n 20 "$tmp/meshfwd
 wait_until 3 status_json "$ns1" || fail "a's API does not answer after the flood"
 status_json "$ns1" >"$tmp/a_after.json" || fail "a's API does not answer after the flood"
 status_json "$ns2" >"$tmp/b_after.json" || fail "b's API does not answer after the flood"
-wait_secs 5 n2 ping -c1 -W1 10.100.0.1 || fail "no ping b -> a after the flood"
+wait_until 5 n2 ping -c1 -W1 10.100.0.1 || fail "no ping b -> a after the flood"
 
 "$py" - "$tmp/a_before.json" "$tmp/a_after.json" "$tmp/b_after.json" "$flood" "$flood_rate" "$flood_seconds" <<'PY' ||
 import json, sys

@@ -22,116 +22,17 @@ set -euo pipefail
 
 netns_require_root
 netns_require_programs wireguard-go wg python3 ping
-build=$(realpath "$1")
-meshctl=$build/tools/meshctl
-[[ -x $build/tools/meshfwd && -x $meshctl ]] || fail "meshfwd/meshctl not built in $build"
+meshfwd_build "$1"
+netns_python
 start=$SECONDS
 api=127.0.0.1:7082
 umask 077
 
-# --- helpers (kept in this file: each netns test stands alone) --------------------------------
+# --- helpers ---------------------------------------------------------------------------------
 
 # write_config FILE PEER_PUB [PEER_ENDPOINT]: node a with one plain WireGuard peer.
 write_config() {
-    {
-        cat <<EOF
-node:
-  name: a
-  private_key_file: a.key
-  listen_port: 51820
-  address: [10.100.0.1/24, fd00:100::1/64]
-mesh:
-  device: {type: tun, name: mfa0, mtu: 1420}
-peers:
-  - public_key: "$2"
-    allowed_ips: [10.100.0.2/32, fd00:100::2/128]
-EOF
-        [[ -z ${3:-} ]] || echo "    endpoint: $3"
-        cat <<EOF
-dataplane: {poll: adaptive, batch: 64, crypto: auto}
-api: {listen: $api}
-EOF
-    } >"$1"
-}
-
-# tunnel_ping NS ADDR: the first pings may wait for the handshake, so up to 5 tries of
-# `ping -c 3 -W 2`; once one answers, a further `ping -c 3` must get all 3 replies.
-tunnel_ping() {
-    local ns=$1 addr=$2 i out
-    for ((i = 0; i < 5; i++)); do
-        ip netns exec "$ns" ping -c 3 -i 0.2 -W 2 "$addr" >/dev/null 2>&1 && break
-    done
-    ((i < 5)) || fail "ping $addr from $ns: no reply in 5 tries of 3"
-    out=$(ip netns exec "$ns" ping -c 3 -i 0.2 -W 2 "$addr" 2>&1) || true
-    grep -q " 3 received" <<<"$out" || fail "ping $addr from $ns after the handshake: $(tail -2 <<<"$out")"
-    echo "    $ns -> $addr: $(grep -o '[0-9]* packets transmitted.*loss' <<<"$out")"
-}
-
-# jget JSON EXPR: prints the python expression EXPR evaluated with d = the parsed JSON.
-jget() {
-    python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"
-}
-not_running() { ! kill -0 "$1" 2>/dev/null; }
-
-# A TCP sender/receiver pair that checksums what arrives. recv prints "<bytes> <sha256>" once the
-# sender closes; send retries the connection for 10 s (the receiver may not listen yet).
-cat >"$tmp/xfer.py" <<'PY'
-import hashlib, socket, sys, time
-mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-family = socket.AF_INET6 if ":" in host else socket.AF_INET
-if mode == "recv":
-    srv = socket.socket(family, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind((host, port))
-    srv.listen(1)
-    srv.settimeout(30)
-    conn, _ = srv.accept()
-    conn.settimeout(30)
-    h, n = hashlib.sha256(), 0
-    while True:
-        b = conn.recv(1 << 20)
-        if not b:
-            break
-        h.update(b)
-        n += len(b)
-    print(n, h.hexdigest(), flush=True)
-    conn.close()
-else:
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            conn = socket.create_connection((host, port), timeout=5)
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-    conn.settimeout(30)
-    t0 = time.monotonic()
-    with open(sys.argv[4], "rb") as f:
-        while True:
-            b = f.read(1 << 20)
-            if not b:
-                break
-            conn.sendall(b)
-    conn.shutdown(socket.SHUT_WR)
-    conn.recv(1)  # the receiver closes after it has read everything
-    print("sent in %.2f s" % (time.monotonic() - t0))
-PY
-
-# tcp_transfer SRC_NS DST_NS DST_ADDR FILE: FILE from SRC_NS to DST_ADDR:5001; sha256 must match.
-tcp_transfer() {
-    local src=$1 dst=$2 addr=$3 file=$4 n sum want
-    netns_spawn "$dst" xfer-recv timeout 60 python3 "$tmp/xfer.py" recv "$addr" 5001
-    local rpid=$spawned_pid
-    ip netns exec "$src" timeout 60 python3 "$tmp/xfer.py" send "$addr" 5001 "$file" ||
-        fail "TCP transfer to $addr: sender failed"
-    wait "$rpid" || fail "TCP transfer to $addr: receiver failed: $(cat "$tmp/xfer-recv.log")"
-    read -r n sum <"$tmp/xfer-recv.log" || true
-    want=$(sha256sum "$file" | cut -d' ' -f1)
-    [[ $n -eq $(stat -c %s "$file") && $sum == "$want" ]] ||
-        fail "TCP transfer to $addr: received $n bytes sha256 $sum, sent $(stat -c %s "$file") bytes sha256 $want"
-    echo "    $n bytes, sha256 $sum matches"
+    { node_config a mfa0 "10.100.0.1/24, fd00:100::1/64"; peer_config "$2" "10.100.0.2/32, fd00:100::2/128" "${3:-}"; } >"$1"
 }
 
 # within_10pct A B: true when A and B differ by at most 10% of the larger.
@@ -167,7 +68,7 @@ stop_all() {
 # counters WGIF: sets our_rx/our_tx (meshctl, peer wireguard-go) and wg_rx/wg_tx (wg show, peer a).
 counters() {
     local pj _ sel="[p for p in d['peers'] if p['public_key'] == '$pub_wg'][0]"
-    pj=$(n1 "$meshctl" peers --api "$api" --json) || fail "meshctl peers --json"
+    pj=$(peers_json "$ns1") || fail "meshctl peers --json"
     our_rx=$(jget "$pj" "${sel}['rx_bytes']")
     our_tx=$(jget "$pj" "${sel}['tx_bytes']")
     read -r _ wg_rx wg_tx < <(n2 wg show "$1" transfer)
@@ -205,7 +106,7 @@ round() {
 
     log "round $name: meshctl peers on a"
     n1 "$meshctl" peers --api "$api" | sed 's/^/    /'
-    pj=$(n1 "$meshctl" peers --api "$api" --json) || fail "meshctl peers --json"
+    pj=$(peers_json "$ns1") || fail "meshctl peers --json"
     [[ $(jget "$pj" "${sel}['session']") == established ]] || fail "session on a is not 'established'"
     [[ $(jget "$pj" "${sel}['latest_handshake_unix']") -gt 0 ]] || fail "a: latest_handshake_unix is 0"
     [[ $(jget "$pj" "${sel}['endpoint']") == 192.0.2.2:51820 ]] ||

@@ -17,45 +17,20 @@ set -euo pipefail
 
 netns_require_root
 netns_require_programs iperf3 python3 ping ss
-build=$(realpath "$1")
-meshctl=$build/tools/meshctl
-[[ -x $build/tools/meshfwd && -x $meshctl ]] || fail "meshfwd/meshctl not built in $build"
+meshfwd_build "$1"
+netns_python
 start=$SECONDS
 api=127.0.0.1:7082
 min_share_pct=5
 
-# write_config FILE NAME DEVICE INDEX PEER_PUB PEER_INDEX PEER_ENDPOINT
-write_config() {
-    cat >"$1" <<EOF
-node:
-  name: $2
-  private_key_file: $2.key
-  listen_port: 51820
-  address: [10.100.0.$4/24]
-mesh:
-  device: {type: tun, name: $3, mtu: 1420}
-peers:
-  - public_key: "$5"
-    endpoint: $7
-    allowed_ips: [10.100.0.$6/32]
-    meshfwd: true
-dataplane: {poll: adaptive, batch: 64, crypto: auto}
-api: {listen: $api}
-EOF
-}
-
-# jget JSON EXPR: prints the python expression EXPR evaluated with d = the parsed JSON.
-jget() {
-    python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"
-}
 iperf_listening() { [[ -n $(n2 ss -Hltn 'sport = :5201') ]]; }
 
 meshfwd_key a
 pub_a=$pubkey
 meshfwd_key b
 pub_b=$pubkey
-write_config "$tmp/a.yaml" a mfa0 1 "$pub_b" 2 192.0.2.2:51820
-write_config "$tmp/b.yaml" b mfb0 2 "$pub_a" 1 192.0.2.1:51820
+{ node_config a mfa0 10.100.0.1/24; peer_config "$pub_b" 10.100.0.2/32 192.0.2.2:51820 true; } >"$tmp/a.yaml"
+{ node_config b mfb0 10.100.0.2/24; peer_config "$pub_a" 10.100.0.1/32 192.0.2.1:51820 true; } >"$tmp/b.yaml"
 
 netns_pair
 wait_until 5 n1 ping -c1 -W1 192.0.2.2 || fail "underlay veth does not work"
@@ -65,14 +40,7 @@ netns_meshfwd "$ns2" b "$tmp/b.yaml" 0-1 "$api"
 pid_b=$spawned_pid
 
 log "handshake (ping a -> b)"
-ok=0
-for _ in 1 2 3 4 5; do
-    if n1 ping -c 3 -i 0.2 -W 2 10.100.0.2 >/dev/null 2>&1; then
-        ok=1
-        break
-    fi
-done
-[[ $ok -eq 1 ]] || fail "no ping reply from b through the tunnel in 5 tries"
+tunnel_ping "$ns1" 10.100.0.2
 
 log "iperf3 -P 8 -t 5, a -> b"
 netns_spawn "$ns2" iperf3-server iperf3 -s -1 -B 10.100.0.2
@@ -87,8 +55,8 @@ log "per-worker packets (status --json)"
 for side in a b; do
     ns=$ns1
     [[ $side == a ]] || ns=$ns2
-    st=$(ip netns exec "$ns" "$meshctl" status --api "$api" --json) || fail "status --json on $side"
-    python3 - "$side" "$st" "$min_share_pct" <<'PY' || problems+=("node $side: a worker carried less than $min_share_pct% of the packets (table above)")
+    st=$(status_json "$ns") || fail "status --json on $side"
+    "$py" - "$side" "$st" "$min_share_pct" <<'PY' || problems+=("node $side: a worker carried less than $min_share_pct% of the packets (table above)")
 import json, sys
 side, doc, min_pct = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3])
 workers = doc["workers"]
@@ -108,10 +76,8 @@ PY
 done
 
 log "lanes (peers --json)"
-pa=$(n1 "$meshctl" peers --api "$api" --json) || fail "peers --json on a"
-pb=$(n2 "$meshctl" peers --api "$api" --json) || fail "peers --json on b"
-lanes_a=$(jget "$pa" "[p for p in d['peers'] if p['public_key'] == '$pub_b'][0]['lanes']")
-lanes_b=$(jget "$pb" "[p for p in d['peers'] if p['public_key'] == '$pub_a'][0]['lanes']")
+lanes_a=$(peer_field "$ns1" "$pub_b" lanes)
+lanes_b=$(peer_field "$ns2" "$pub_a" lanes)
 echo "    a -> b: $lanes_a lanes; b -> a: $lanes_b lanes"
 [[ $lanes_a -ge 2 && $lanes_b -ge 2 ]] || problems+=("lanes a=$lanes_a b=$lanes_b, want >= 2 on both sides")
 ((${#problems[@]} == 0)) || fail "$(printf '%s; ' "${problems[@]}")"

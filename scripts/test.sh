@@ -37,12 +37,12 @@ fi
 
 if [[ -z ${SKIP_SANITIZERS:-} ]]; then
   # The lock-free structures shared between threads: SPSC ring, RCU pointer, replay window.
-  tsan_tests=(spsc_ring rcu replay)
+  tsan_tests=(spsc_ring rcu replay index_table pipeline)
   echo "== sanitizers: TSan over ${tsan_tests[*]}"
   if configure build-tsan -Db_sanitize=thread -Db_lundef=false -Dwerror=true -Ddpdk=disabled &&
      ninja -C build-tsan -j "$jobs" $(printf 'tests/unit/%s_test ' "${tsan_tests[@]}"); then
     TSAN_OPTIONS=halt_on_error=1 \
-      meson test -C build-tsan --num-processes 1 --print-errorlogs --no-rebuild "${tsan_tests[@]}"
+      meson test -C build-tsan --num-processes 1 --print-errorlogs --no-rebuild --suite unit "${tsan_tests[@]}"
     logs+=(build-tsan/meson-logs/testlog.json)
   else
     echo "TSan build failed" >&2

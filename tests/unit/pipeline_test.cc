@@ -244,7 +244,9 @@ protected:
         if (p == nullptr) {
             return nullptr;
         }
-        std::memcpy(p->data, data.data(), data.size());
+        if (!data.empty()) {  // an empty vector's data() may be null, which memcpy must not get
+            std::memcpy(p->data, data.data(), data.size());
+        }
         p->length = static_cast<uint32_t>(data.size());
         return p;
     }

@@ -102,7 +102,6 @@ struct peer_state {
     mono_time last_initiation{};
     mono_time retransmit_at{};
     std::deque<std::vector<uint8_t>> staged;
-    uint64_t staged_dropped = 0;
     uint64_t handshakes = 0;
     int64_t latest_handshake_unix = 0;
     int64_t new_handshake_trigger_ns = 0;  // last_tx_data that already triggered one
@@ -372,7 +371,7 @@ result<void> node::state::add_peer(const control::peer_config& pc) {
     slots[slot] = ps->rt.get();
     live.insert(ps->rt.get());
     if (pc.endpoint_address) {
-        set_endpoint(*ps, dataplane::socket_address::from(*pc.endpoint_address, dual_stack || listen_sockets.empty()));
+        set_endpoint(*ps, dataplane::socket_address::from(*pc.endpoint_address, dual_stack));
     }
     peers.emplace(pc.public_key, std::move(ps));
     return {};
@@ -807,7 +806,6 @@ void node::state::handle_staged(peer_state& ps, std::span<const uint8_t> packet,
     }
     if (ps.staged.size() >= max_staged_packets) {
         ps.staged.pop_front();
-        ++ps.staged_dropped;
         control_counters.drop(dataplane::drop_reason::no_session_queue_full);
     }
     ps.staged.emplace_back(packet.begin(), packet.end());
@@ -1157,14 +1155,20 @@ nlohmann::json node::state::status_json() {
     json workers_json = json::array();
     uint64_t rx_p = 0, rx_b = 0, tx_p = 0, tx_b = 0;
     std::vector<uint64_t> totals(dataplane::n_drop_reasons, 0);
-    auto drops_of = [&](const dataplane::worker_counters& c) {
+    const auto reason_name = [](unsigned r) {
+        return std::string(dataplane::to_string(static_cast<dataplane::drop_reason>(r)));
+    };
+    const auto drops_json = [&](const dataplane::worker_counters& c) {
         json d = json::object();
         for (unsigned r = 0; r < dataplane::n_drop_reasons; ++r) {
-            const uint64_t v = c.drops[r].get();
-            d[std::string(dataplane::to_string(static_cast<dataplane::drop_reason>(r)))] = v;
-            totals[r] += v;
+            d[reason_name(r)] = c.drops[r].get();
         }
         return d;
+    };
+    const auto add_drops = [&](const dataplane::worker_counters& c) {
+        for (unsigned r = 0; r < dataplane::n_drop_reasons; ++r) {
+            totals[r] += c.drops[r].get();
+        }
     };
     for (const auto& w : workers) {
         const auto& c = w->counters();
@@ -1179,16 +1183,17 @@ nlohmann::json node::state::status_json() {
                                 {"tx_packets", c.tx_packets.get()},
                                 {"tx_bytes", c.tx_bytes.get()},
                                 {"handshake_messages", c.handshake_messages.get()},
-                                {"drops", drops_of(c)}});
+                                {"drops", drops_json(c)}});
+        add_drops(c);
     }
-    (void)drops_of(control_counters);
+    add_drops(control_counters);  // what the control thread dropped (staging overflow, rate limit, sends)
     for (const auto& [key, ps] : peers) {
         const auto& c = ps->rt->counters[control_block()];
         tx_p += c.tx_packets.get();
         tx_b += c.tx_bytes.get();
     }
     for (unsigned r = 0; r < dataplane::n_drop_reasons; ++r) {
-        drops_total[std::string(dataplane::to_string(static_cast<dataplane::drop_reason>(r)))] = totals[r];
+        drops_total[reason_name(r)] = totals[r];
     }
     json rejected = json::object();
     for (const auto& [reason, n] : hs_counters.rejected) {

@@ -251,6 +251,14 @@ void arm_reads(io_t& w, const worker_settings& s) noexcept {
     }
 }
 
+// Counts `pkts` as dropped for `why` and returns them to the pool.
+void drop_all(io_t& w, std::span<packet*> pkts, drop_reason why) noexcept {
+    w.ctx.counters->drop(why, pkts.size());
+    for (packet* p : pkts) {
+        w.pool.free(p);
+    }
+}
+
 void refresh_time(io_t& w) noexcept {
     w.ctx.now = crypto::mono_clock::now();
     w.ctx.now_ns = to_ns(w.ctx.now);
@@ -271,19 +279,13 @@ void send_udp(io_t& w, const worker_settings& s, std::span<packet*> pkts) noexce
             }
         }
         if (w.tx_free.empty()) {
-            w.ctx.counters->drop(drop_reason::no_buffer, j - i);
-            for (std::size_t k = i; k < j; ++k) {
-                w.pool.free(pkts[k]);
-            }
+            drop_all(w, pkts.subspan(i, j - i), drop_reason::no_buffer);
             i = j;
             continue;
         }
         io_uring_sqe* q = w.sqe();
         if (q == nullptr) {
-            w.ctx.counters->drop(drop_reason::tx_error, j - i);
-            for (std::size_t k = i; k < j; ++k) {
-                w.pool.free(pkts[k]);
-            }
+            drop_all(w, pkts.subspan(i, j - i), drop_reason::tx_error);
             i = j;
             continue;
         }
@@ -316,17 +318,11 @@ void write_device(io_t& w, const worker_settings& s, std::span<packet*> pkts) no
     if (pkts.empty()) {
         return;
     }
-    auto fail_all = [&](std::span<packet*> rest, drop_reason why) {
-        w.ctx.counters->drop(why, rest.size());
-        for (packet* p : rest) {
-            w.pool.free(p);
-        }
-    };
     if (!s.vnet_hdr) {
         for (std::size_t i = 0; i < pkts.size(); ++i) {
             io_uring_sqe* q = w.tx_free.empty() ? nullptr : w.sqe();
             if (q == nullptr) {
-                fail_all(pkts.subspan(i), drop_reason::no_buffer);
+                drop_all(w, pkts.subspan(i), drop_reason::no_buffer);
                 return;
             }
             const uint32_t slot_index = w.tx_free.back();

@@ -41,6 +41,7 @@ constexpr uint32_t min_mtu_v4 = 576;
 constexpr uint32_t min_mtu_v6 = 1280;
 constexpr uint32_t max_mtu = 65535;
 constexpr uint32_t max_batch = 256;
+constexpr std::chrono::nanoseconds max_spin = std::chrono::milliseconds(10);
 
 constexpr std::array<enum_name<device_type>, 2> device_type_names{{{"tun", device_type::tun}, {"tap", device_type::tap}}};
 constexpr std::array<enum_name<poll_mode>, 2> poll_mode_names{{{"adaptive", poll_mode::adaptive}, {"busy", poll_mode::busy}}};
@@ -63,7 +64,7 @@ constexpr std::array routing_keys{"max_hops"sv, "route_timeout"sv, "split_horizo
 constexpr std::array node_keys{"name"sv, "private_key_file"sv, "listen_port"sv, "address"sv};
 constexpr std::array peer_keys{"public_key"sv, "endpoint"sv, "allowed_ips"sv, "persistent_keepalive"sv,
                                "preshared_key_file"sv, "meshfwd"sv};
-constexpr std::array dataplane_keys{"poll"sv, "batch"sv, "crypto"sv, "port"sv};
+constexpr std::array dataplane_keys{"poll"sv, "spin"sv, "batch"sv, "crypto"sv, "port"sv};
 constexpr std::array port_keys{"type"sv, "dpdk"sv};
 constexpr std::array dpdk_keys{"eal_args"sv};
 constexpr std::array api_keys{"listen"sv};
@@ -616,6 +617,14 @@ private:
 
     void read_dataplane(const map_view& m, dataplane_config& dp) {
         read_enum(m, "poll", dp.poll, poll_mode_names);
+        read(m, "spin", dp.spin, [this](const YAML::Node& n, const std::string& p) -> std::optional<std::chrono::nanoseconds> {
+            auto d = as_duration(n, p, true);
+            if (d && *d > max_spin) {
+                error_at(n.Mark(), p, "must be at most " + format_duration(max_spin) + " (use poll: busy to spin always)");
+                return std::nullopt;
+            }
+            return d;
+        });
         read(m, "batch", dp.batch, [this](const YAML::Node& n, const std::string& p) {
             auto v = as_uint(n, p, 1, max_batch, "packets per burst; the burst arrays hold 256");
             return v ? std::optional<uint32_t>(static_cast<uint32_t>(*v)) : std::nullopt;

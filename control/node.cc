@@ -301,6 +301,7 @@ result<void> node::state::start() {
         ws.mtu = mtu;
         ws.batch = cfg.dataplane.batch;
         ws.busy_poll = cfg.dataplane.poll == poll_mode::busy;
+        ws.spin_budget = std::chrono::duration_cast<std::chrono::microseconds>(cfg.dataplane.spin);
         ws.crypto = cfg.dataplane.crypto;
         workers.push_back(std::make_unique<dataplane::worker>(ws, shared));
     }

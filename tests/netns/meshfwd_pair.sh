@@ -10,6 +10,7 @@
 # Checks: ping both ways over IPv4 and IPv6 inside the tunnel; a 200 MiB TCP transfer a -> b
 # arrives with the same sha256; `meshctl peers` (text) shows a handshake and traffic; the JSON
 # counters show > 200 MiB sent by a and received by b, and no bad_auth/replay/unknown_index drops;
+# no io_uring io-wq threads (reads punted to blocking threads) in either process;
 # SIGTERM makes b exit 0 within 5 s, remove mfb0, and log no error.
 # Arg: $1 build dir. Root only (77 = skipped).
 set -euo pipefail
@@ -77,6 +78,16 @@ for ns in "$ns1" "$ns2"; do
     echo "    $ns drops: $(jget "$st" 'd["totals"]["drops"]')"
     bad=$(jget "$st" 'sum(d["totals"]["drops"].get(k, 0) for k in ("bad_auth", "replay", "unknown_index"))')
     [[ $bad -eq 0 ]] || fail "$ns: $bad bad_auth/replay/unknown_index drops on a clean link"
+done
+
+# Each worker keeps one read waiting per file. Several would all wake for each packet, and
+# io_uring hands the losers to io-wq threads ("iou-wrk-*") blocked in read: a dozen thread
+# wake-ups per packet from then on. After the pings and 200 MiB there must be none.
+log "no io_uring io-wq threads (reads stay in the workers)"
+for pid in "$pid_a" "$pid_b"; do
+    iowq=$(cat /proc/"$pid"/task/*/comm 2>/dev/null | grep -c '^iou-wrk' || true)
+    echo "    meshfwd $pid: $iowq io-wq threads"
+    [[ $iowq -eq 0 ]] || fail "meshfwd $pid has $iowq io-wq (iou-wrk) threads: reads are being punted to blocking threads"
 done
 
 log "SIGTERM b: exit 0 within 5 s, device removed, no error logged"

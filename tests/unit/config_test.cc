@@ -55,6 +55,7 @@ TEST_F(config_test, minimal_config_gets_every_default) {
     EXPECT_TRUE(c.peers.empty());
     EXPECT_EQ(c.dataplane.poll, poll_mode::adaptive);
     EXPECT_EQ(c.dataplane.batch, 64u);
+    EXPECT_EQ(c.dataplane.spin, std::chrono::microseconds(50));
     EXPECT_EQ(c.dataplane.crypto, crypto_backend::automatic);
     EXPECT_EQ(c.dataplane.port.type, port_type::uring);
     EXPECT_TRUE(c.dataplane.port.dpdk.eal_args.empty());
@@ -114,6 +115,7 @@ peers:
     persistent_keepalive: 0s
 dataplane:
   poll: busy
+  spin: 200us
   batch: 256
   crypto: libsodium
   port:
@@ -194,6 +196,7 @@ gateway:
 
     EXPECT_EQ(c.dataplane.poll, poll_mode::busy);
     EXPECT_EQ(c.dataplane.batch, 256u);
+    EXPECT_EQ(c.dataplane.spin, std::chrono::microseconds(200));
     EXPECT_EQ(c.dataplane.crypto, crypto_backend::libsodium);
     EXPECT_EQ(c.dataplane.port.dpdk.eal_args, (std::vector<std::string>{"--no-huge", "--no-pci"}));
     EXPECT_EQ(c.api.listen.to_string(), "[::1]:7000");
@@ -433,6 +436,14 @@ TEST_F(config_value_test, batch_range) {
     EXPECT_TRUE(has_line(errors_with("dataplane: {batch: 257}\n"), "4:20: dataplane.batch: 257 is out of range 1..256"));
     EXPECT_TRUE(has_line(errors_with("dataplane: {batch: 0}\n"), "4:20: dataplane.batch: 0 is out of range 1..256"));
     EXPECT_TRUE(has_line(errors_with("dataplane: {batch: -1}\n"), "4:20: dataplane.batch: expected a whole number"));
+}
+
+TEST_F(config_value_test, spin_range) {
+    EXPECT_TRUE(has_line(errors_with("dataplane: {spin: 11ms}\n"), "4:19: dataplane.spin: must be at most 10ms (use poll: busy to spin always)"));
+    EXPECT_TRUE(has_line(errors_with("dataplane: {spin: -1us}\n"), "4:19: dataplane.spin: ")) << errors_with("dataplane: {spin: -1us}\n")[0];
+    const auto zero = load("node:\n  private_key_file: a.key\n  address: 10.100.0.1/16\ndataplane: {spin: 0s}\n");
+    ASSERT_TRUE(zero.ok()) << zero.error_message();
+    EXPECT_EQ(zero->dataplane.spin, std::chrono::nanoseconds(0));
 }
 
 TEST_F(config_value_test, mesh_enabled_needs_network_and_server) {

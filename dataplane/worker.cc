@@ -95,6 +95,7 @@ struct worker::io {
         uint32_t outstanding = 0;  // non-blocking reads of the current round
         uint32_t round_data = 0;   // reads of this round that returned data
         bool round_drained = false;  // a read of this round found the file empty (or failed)
+        bool nowait = true;        // false: the file refused RWF_NOWAIT; one waiting read at a time
     };
     enum source_index : uint32_t { source_tun = 0, source_listen = 1, source_lane = 2, source_count = 3 };
 
@@ -327,7 +328,7 @@ void on_read_done(io_t::read_source& src, bool waiting, bool got_data) noexcept 
     static_assert(tun_read_slots == udp_read_slots);
     if (waiting) {
         src.waiting = false;
-        src.readable = got_data;
+        src.readable = got_data && src.nowait;
         return;
     }
     if (got_data) {
@@ -664,6 +665,10 @@ void worker::run(std::promise<std::string>& ready) noexcept {
                 on_read_done(source_of(w, kind, slot), waiting, res > 0);
                 if (res > 0) {
                     on_device_read(w, s, w.tun_slots[slot].buffer, static_cast<uint32_t>(res));
+                } else if (res == -EOPNOTSUPP && !waiting) {
+                    // A file without RWF_NOWAIT support (a TUN on an old kernel): from now on only the
+                    // waiting read, one at a time.
+                    source_of(w, kind, slot).nowait = false;
                 } else if (res != -EAGAIN && res != -EINTR && res != -ECANCELED) {
                     _counters.drop(drop_reason::rx_error);
                 }

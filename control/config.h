@@ -138,7 +138,7 @@ struct dataplane_config {
     poll_mode poll = poll_mode::adaptive;
     // adaptive: how long an idle worker keeps polling (yielding the CPU to anything runnable)
     // before it sleeps; a packet that arrives later costs a wake-up.
-    std::chrono::nanoseconds spin{std::chrono::microseconds(500)};
+    std::chrono::nanoseconds spin{std::chrono::microseconds(50)};
     uint32_t batch = 64;
     crypto_backend crypto = crypto_backend::automatic;
     port_config port;

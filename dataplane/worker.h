@@ -39,7 +39,7 @@ struct worker_settings {
     uint32_t batch = 64;
     bool busy_poll = false;
     // Adaptive polling: spin this long without work before sleeping.
-    std::chrono::microseconds spin_budget{500};
+    std::chrono::microseconds spin_budget{50};
     crypto::aead_backend crypto = crypto::aead_backend::automatic;
 };
 

@@ -55,7 +55,7 @@ TEST_F(config_test, minimal_config_gets_every_default) {
     EXPECT_TRUE(c.peers.empty());
     EXPECT_EQ(c.dataplane.poll, poll_mode::adaptive);
     EXPECT_EQ(c.dataplane.batch, 64u);
-    EXPECT_EQ(c.dataplane.spin, std::chrono::microseconds(500));
+    EXPECT_EQ(c.dataplane.spin, std::chrono::microseconds(50));
     EXPECT_EQ(c.dataplane.crypto, crypto_backend::automatic);
     EXPECT_EQ(c.dataplane.port.type, port_type::uring);
     EXPECT_TRUE(c.dataplane.port.dpdk.eal_args.empty());

@@ -72,7 +72,6 @@ struct worker::io {
         socket_address from;
         alignas(cmsghdr) std::byte control[64];
         uint8_t* buffer = nullptr;
-        int fd = -1;
         socket_role role = socket_role::listen;
         bool armed = false;
     };
@@ -86,7 +85,7 @@ struct worker::io {
         bool udp = false;
     };
 
-    // One file the worker reads from; see "readiness-driven" at the top.
+    // One file the worker reads from; see "Reads" at the top.
     struct read_source {
         int fd = -1;
         bool waiting = false;      // the one waiting read is outstanding
@@ -170,7 +169,6 @@ result<void> worker::start() {
         auto& s = state->recv_slots[i];
         s.buffer = state->large.get() + std::size_t{tun_read_slots + i} * large_buffer_size;
         s.role = i < udp_read_slots ? socket_role::listen : socket_role::lane;
-        s.fd = s.role == socket_role::listen ? _settings.listen_fd : _settings.lane_fd;
     }
     state->sources[io::source_tun].fd = _settings.tun_fd;
     state->sources[io::source_listen].fd = _settings.listen_fd;
@@ -250,53 +248,52 @@ io_t::read_source& source_of(io_t& w, op kind, uint32_t slot) noexcept {
     return w.sources[slot < udp_read_slots ? io_t::source_listen : io_t::source_lane];
 }
 
+// The first slot of `slots[first, first + count)` with no read in flight, or -1.
+template <class Slots>
+int free_slot(const Slots& slots, uint32_t first, uint32_t count) noexcept {
+    for (uint32_t i = first; i < first + count; ++i) {
+        if (!slots[i].armed) {
+            return static_cast<int>(i);
+        }
+    }
+    return -1;
+}
+
 // One read into a free slot of `source`: non-blocking, or the source's waiting read. False when
 // no slot is free or the SQ is full.
 bool start_read(io_t& w, uint32_t source_index, bool waiting) noexcept {
-    const int fd = w.sources[source_index].fd;
-    const uint32_t waiting_bit = waiting ? waiting_read_bit : 0;
-    if (source_index == io_t::source_tun) {
-        for (uint32_t i = 0; i < w.tun_slots.size(); ++i) {
-            auto& slot = w.tun_slots[i];
-            if (slot.armed) {
-                continue;
-            }
-            io_uring_sqe* q = w.sqe();
-            if (q == nullptr) {
-                return false;
-            }
-            io_uring_prep_read(q, fd, slot.buffer, large_buffer_size, static_cast<uint64_t>(-1));
-            q->rw_flags = waiting ? 0 : RWF_NOWAIT;
-            io_uring_sqe_set_data64(q, tag(op::tun_read, i | waiting_bit));
-            slot.armed = true;
-            return true;
-        }
+    const bool tun = source_index == io_t::source_tun;
+    const int found = tun ? free_slot(w.tun_slots, 0, tun_read_slots)
+                          : free_slot(w.recv_slots, source_index == io_t::source_listen ? 0 : udp_read_slots,
+                                      udp_read_slots);
+    io_uring_sqe* q = found < 0 ? nullptr : w.sqe();
+    if (q == nullptr) {
         return false;
     }
-    const uint32_t first = source_index == io_t::source_listen ? 0 : udp_read_slots;
-    for (uint32_t i = first; i < first + udp_read_slots; ++i) {
-        auto& slot = w.recv_slots[i];
-        if (slot.armed) {
-            continue;
-        }
-        io_uring_sqe* q = w.sqe();
-        if (q == nullptr) {
-            return false;
-        }
-        slot.iov = {slot.buffer, large_buffer_size};
-        slot.msg = {};
-        slot.msg.msg_name = slot.from.get();
-        slot.msg.msg_namelen = sizeof(slot.from.storage);
-        slot.msg.msg_iov = &slot.iov;
-        slot.msg.msg_iovlen = 1;
-        slot.msg.msg_control = slot.control;
-        slot.msg.msg_controllen = sizeof(slot.control);
-        io_uring_prep_recvmsg(q, fd, &slot.msg, waiting ? 0 : MSG_DONTWAIT);
-        io_uring_sqe_set_data64(q, tag(op::udp_recv, i | waiting_bit));
+    const auto i = static_cast<uint32_t>(found);
+    const int fd = w.sources[source_index].fd;
+    const uint32_t waiting_bit = waiting ? waiting_read_bit : 0;
+    if (tun) {
+        auto& slot = w.tun_slots[i];
+        io_uring_prep_read(q, fd, slot.buffer, large_buffer_size, static_cast<uint64_t>(-1));
+        q->rw_flags = waiting ? 0 : RWF_NOWAIT;
+        io_uring_sqe_set_data64(q, tag(op::tun_read, i | waiting_bit));
         slot.armed = true;
         return true;
     }
-    return false;
+    auto& slot = w.recv_slots[i];
+    slot.iov = {slot.buffer, large_buffer_size};
+    slot.msg = {};
+    slot.msg.msg_name = slot.from.get();
+    slot.msg.msg_namelen = sizeof(slot.from.storage);
+    slot.msg.msg_iov = &slot.iov;
+    slot.msg.msg_iovlen = 1;
+    slot.msg.msg_control = slot.control;
+    slot.msg.msg_controllen = sizeof(slot.control);
+    io_uring_prep_recvmsg(q, fd, &slot.msg, waiting ? 0 : MSG_DONTWAIT);
+    io_uring_sqe_set_data64(q, tag(op::udp_recv, i | waiting_bit));
+    slot.armed = true;
+    return true;
 }
 
 // Per source: a round of non-blocking reads while the last round found data everywhere,

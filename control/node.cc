@@ -1238,6 +1238,7 @@ nlohmann::json node::state::status_json() {
 
 nlohmann::json node::state::peers_json() {
     using nlohmann::json;
+    const mono_time now = mono_clock::now();
     json list = json::array();
     for (const auto& [key, ps] : peers) {
         uint64_t rx_p = 0, rx_b = 0, tx_p = 0, tx_b = 0;
@@ -1260,7 +1261,13 @@ nlohmann::json node::state::peers_json() {
         for (const auto& p : ps->cfg.allowed_ips) {
             allowed.push_back(p.to_string());
         }
-        const char* session_state = ps->current ? "established" : (ps->handshaking || ps->next ? "handshaking" : "none");
+        // A current keypair past REJECT_AFTER_TIME neither sends nor receives: say so rather
+        // than "established" (it stays current until replaced, or zeroed at 3x that age).
+        const bool usable = ps->current && !ps->current->keypair.expired(now);
+        const char* session_state = usable                          ? "established"
+                                    : ps->handshaking || ps->next   ? "handshaking"
+                                    : ps->current                   ? "expired"
+                                                                    : "none";
         list.push_back({{"public_key", crypto::key_to_base64(key)},
                         {"endpoint", ps->endpoint_owner ? json(ps->endpoint_owner->address.to_endpoint().to_string()) : json(nullptr)},
                         {"allowed_ips", allowed},

@@ -42,8 +42,9 @@ struct packet {
     // The packet's own buffer (not for views).
     [[nodiscard]] uint8_t* buffer_start() noexcept { return base; }
     [[nodiscard]] uint8_t* buffer_end() noexcept { return base + packet_buffer_size; }
+    // Fresh pipeline state; data at the end of the headroom (a view sets its own).
     void reset() noexcept {
-        data = base + packet_headroom;
+        data = base != nullptr ? base + packet_headroom : nullptr;
         length = 0;
         peer = nullptr;
         sess = nullptr;

@@ -30,10 +30,12 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
 #include <optional>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -289,6 +291,12 @@ result<void> node::state::start() {
 
     running.store(true);
     const dataplane::worker_shared shared{&snap, &sessions, cookies.get(), wake_fd, &running};
+    // For tests and comparisons: MESHFWD_NO_PBUF=1 receives into fixed buffers and copies (the
+    // fallback for kernels without provided buffer rings); MESHFWD_PBUF_BUFFERS=N sets the
+    // buffers per ring (a power of two; a tiny ring runs empty, which is what it is for).
+    const char* no_pbuf = std::getenv("MESHFWD_NO_PBUF");
+    const bool provided_buffers = no_pbuf == nullptr || *no_pbuf == '\0' || std::string_view(no_pbuf) == "0";
+    const char* pbuf_buffers = std::getenv("MESHFWD_PBUF_BUFFERS");
     for (unsigned i = 0; i < n_workers; ++i) {
         dataplane::worker_settings ws;
         ws.id = i;
@@ -303,6 +311,10 @@ result<void> node::state::start() {
         ws.busy_poll = cfg.dataplane.poll == poll_mode::busy;
         ws.spin_budget = std::chrono::duration_cast<std::chrono::microseconds>(cfg.dataplane.spin);
         ws.crypto = cfg.dataplane.crypto;
+        ws.provided_buffers = provided_buffers;
+        if (pbuf_buffers != nullptr) {
+            ws.ring_buffers = static_cast<uint32_t>(std::strtoul(pbuf_buffers, nullptr, 10));
+        }
         workers.push_back(std::make_unique<dataplane::worker>(ws, shared));
     }
     // Peer counter blocks were sized for the workers plus the control thread before this; the
@@ -314,6 +326,12 @@ result<void> node::state::start() {
         }
     }
     aead_name = workers.front()->aead_name();
+    spdlog::info("receive buffers: {}", workers.front()->receive_buffers());
+    for (const auto& w : workers) {
+        if (w->receive_buffers() != workers.front()->receive_buffers()) {
+            spdlog::warn("worker {}: receive buffers: {}", w->settings().id, w->receive_buffers());
+        }
+    }
 
     api_server::providers providers{[this] { return status_json(); }, [this] { return peers_json(); }};
     auto server = api_server::start(cfg.api.listen, std::move(providers));

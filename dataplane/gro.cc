@@ -4,7 +4,8 @@
 //   1. classify each packet and put it into its flow's open group or a new one (flows are found
 //      in an open-addressing table stamped with a per-call epoch, so it is never cleared);
 //   2. give each group a contiguous range of iovec entries (prefix sums of the counts);
-//   3. fill the iovecs in burst order (which keeps each group's packets in order);
+//   3. fill the iovecs (and which packet each is from) in burst order, which keeps each group's
+//      packets in order;
 //   4. rewrite merged groups' first headers and write every virtio-net header.
 #include "dataplane/gro.h"
 
@@ -125,6 +126,7 @@ tcp_coalescer::tcp_coalescer(std::size_t max_burst)
     _notes.resize(_max_burst);
     _slots.assign(slots, slot{0, 0});
     _iov.resize(_max_burst);
+    _members.resize(_max_burst);
     _writes.resize(_max_burst);
 }
 
@@ -247,6 +249,7 @@ std::span<const tcp_coalescer::tun_write> tcp_coalescer::coalesce(std::span<cons
         } else {
             _iov[g.iov_start + placed] = {d + note.hdrs, static_cast<std::size_t>(note.ip_len - note.hdrs)};
         }
+        _members[g.iov_start + placed] = i;
         ++placed;
     }
 
@@ -279,7 +282,8 @@ std::span<const tcp_coalescer::tun_write> tcp_coalescer::coalesce(std::span<cons
         }
         write_vnet_header(h, std::span<uint8_t, virtio_net_hdr_size>(d - virtio_net_hdr_size, virtio_net_hdr_size));
         const uint32_t ip_bytes = g.count > 1 ? g.total : burst[g.first].length;
-        _writes[gi] = {&_iov[g.iov_start], g.count, static_cast<uint32_t>(virtio_net_hdr_size + ip_bytes)};
+        _writes[gi] = {&_iov[g.iov_start], &_members[g.iov_start], g.count,
+                       static_cast<uint32_t>(virtio_net_hdr_size + ip_bytes)};
     }
     return {_writes.data(), n_groups};
 }

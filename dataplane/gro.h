@@ -49,8 +49,10 @@ public:
     // virtio-net header written in front; iov[1..] are the TCP payloads of the packets merged
     // into it, in order. A packet left alone is [data - 10, data + length) behind a zero header
     // (gso NONE, no NEEDS_CSUM), its bytes untouched. total_bytes includes the 10-byte header.
+    // members[k] is the index in the burst of the packet iov[k] lies in (to free it once written).
     struct tun_write {
         const struct iovec* iov;
+        const uint32_t* members;
         uint32_t iov_count;
         uint32_t total_bytes;
     };
@@ -106,6 +108,7 @@ private:
     std::vector<packet_note> _notes;
     std::vector<slot> _slots;
     std::vector<struct iovec> _iov;
+    std::vector<uint32_t> _members;  // parallel to _iov
     std::vector<tun_write> _writes;
 };
 

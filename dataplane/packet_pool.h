@@ -1,10 +1,13 @@
-// Packet buffers for one worker: a fixed pool of equal buffers, each with headroom in front of
-// the data so the WireGuard header (and a virtio-net header) can be written without moving the
-// payload, and room behind it for padding and the Poly1305 tag.
+// Packet descriptors for one worker. Most own a buffer from a fixed pool, with headroom in front
+// of the data so the WireGuard header (and a virtio-net header) can be written without moving
+// the payload, and room behind it for padding and the Poly1305 tag. Views own no buffer: their
+// data lies in a provided receive buffer (buffer_ring.h), which they keep referenced until they
+// are freed; the worker lays those buffers out with the same headroom and tail room.
 //
 // Threads: one pool per worker, used only by that worker (no synchronisation). Allocated once at
 // worker set-up; alloc/free are O(1) and never allocate.
 #pragma once
+#include "dataplane/buffer_ring.h"
 #include "dataplane/peer.h"
 #include "dataplane/mailbox.h"
 
@@ -24,7 +27,7 @@ inline constexpr uint32_t packet_data_capacity = packet_buffer_size - packet_hea
 struct packet {
     uint8_t* data = nullptr;  // current contents (IP packet, or WireGuard message)
     uint32_t length = 0;
-    uint32_t index = 0;       // in the pool
+    uint32_t index = 0;       // in the pool (views after the buffer packets)
     // Pipeline state.
     socket_address remote;    // UDP: source on receive, destination on send
     peer_runtime* peer = nullptr;
@@ -32,11 +35,16 @@ struct packet {
     uint64_t counter = 0;
     uint32_t flow_hash = 0;
     socket_role role = socket_role::listen;  // receive: which socket; send: which to use
+    // A view: the provided buffer its data lies in (nullptr: the packet's own buffer, `base`).
+    buffer_ring* ring = nullptr;
+    uint16_t ring_buffer = 0;
 
+    // The packet's own buffer (not for views).
     [[nodiscard]] uint8_t* buffer_start() noexcept { return base; }
     [[nodiscard]] uint8_t* buffer_end() noexcept { return base + packet_buffer_size; }
+    // Fresh pipeline state; data at the end of the headroom (a view sets its own).
     void reset() noexcept {
-        data = base + packet_headroom;
+        data = base != nullptr ? base + packet_headroom : nullptr;
         length = 0;
         peer = nullptr;
         sess = nullptr;
@@ -47,11 +55,12 @@ struct packet {
 
 class packet_pool {
 public:
-    explicit packet_pool(uint32_t count);
+    // `count` packets with buffers and `view_count` views.
+    explicit packet_pool(uint32_t count, uint32_t view_count = 0);
     packet_pool(const packet_pool&) = delete;
     packet_pool& operator=(const packet_pool&) = delete;
 
-    // nullptr when exhausted.
+    // A packet with its own buffer; nullptr when exhausted.
     [[nodiscard]] packet* alloc() noexcept {
         if (_free_count == 0) {
             return nullptr;
@@ -60,13 +69,38 @@ public:
         p->reset();
         return p;
     }
-    void free(packet* p) noexcept { _free[_free_count++] = p->index; }
-    // The packet whose buffer contains `address` (for mapping AEAD ops back to packets).
-    [[nodiscard]] packet* owner_of(const uint8_t* address) noexcept {
-        return &_packets[static_cast<std::size_t>(address - _slab.get()) / packet_buffer_size];
+    // A view of `length` bytes at `data` in `ring`'s held buffer `id` (at least packet_headroom
+    // bytes of that buffer in front of `data`): takes a reference to the buffer, which free()
+    // drops. nullptr when every view is in use.
+    [[nodiscard]] packet* alloc_view(buffer_ring& ring, uint16_t id, uint8_t* data, uint32_t length) noexcept {
+        if (_free_view_count == 0) {
+            return nullptr;
+        }
+        packet* p = &_packets[_size + _free_views[--_free_view_count]];
+        p->reset();
+        p->data = data;
+        p->length = length;
+        p->ring = &ring;
+        p->ring_buffer = id;
+        ring.ref(id);
+        return p;
     }
+    // Any packet, view or not, wherever it has been.
+    void free(packet* p) noexcept {
+        if (p->ring == nullptr) {
+            _free[_free_count++] = p->index;
+            return;
+        }
+        p->ring->release(p->ring_buffer);
+        p->ring = nullptr;
+        _free_views[_free_view_count++] = p->index - _size;
+    }
+    // Packets with buffers: free and all.
     [[nodiscard]] uint32_t available() const noexcept { return _free_count; }
-    [[nodiscard]] uint32_t size() const noexcept { return static_cast<uint32_t>(_packets.size()); }
+    [[nodiscard]] uint32_t size() const noexcept { return _size; }
+    // Views: free and all.
+    [[nodiscard]] uint32_t views_available() const noexcept { return _free_view_count; }
+    [[nodiscard]] uint32_t view_count() const noexcept { return static_cast<uint32_t>(_free_views.size()); }
 
 private:
     struct slab_free {
@@ -74,8 +108,11 @@ private:
     };
     std::unique_ptr<uint8_t, slab_free> _slab;
     std::vector<packet> _packets;
+    uint32_t _size;  // packets with buffers: _packets[0, _size); views after them
     std::vector<uint32_t> _free;
     uint32_t _free_count = 0;
+    std::vector<uint32_t> _free_views;
+    uint32_t _free_view_count = 0;
 };
 
 }  // namespace meshfwd::dataplane

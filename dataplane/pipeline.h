@@ -51,9 +51,15 @@ struct pipeline_context {
     bool posted = false;  // set when a message went to the control thread (wake it)
 };
 
-// Encrypts what can be sent now (at most max_burst packets; more are dropped as no_buffer). On return packets[0, n) are transport messages (data, length,
-// remote, role set) to transmit; every other packet was freed to the pool, handed to the control
-// thread, or counted as a drop.
+// Both work in place, in the packet's own buffer or, for a view (packet_pool.h), in the receive
+// buffer it points into; what goes to the control thread is copied into a mailbox message first,
+// so every packet not returned has been freed (a view's buffer reference dropped) by the time
+// these return.
+//
+// Encrypts what can be sent now (at most max_burst packets; more are dropped as no_buffer). On
+// return packets[0, n) are transport messages (data, length, remote, role set) to transmit; every
+// other packet was freed, handed to the control thread, or counted as a drop. Needs
+// packet_headroom bytes in front of each packet's data and 31 behind it (padding and tag).
 [[nodiscard]] std::size_t encapsulate_burst(pipeline_context& ctx, std::span<packet*> packets) noexcept;
 
 // Decrypts what authenticates. On return packets[0, n) are IP packets (data, length) to write to

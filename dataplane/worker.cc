@@ -15,8 +15,23 @@
 // packet wake all 16: one wins, and io_uring punts each loser that finds the queue empty to an
 // io-wq thread blocked in the read, so from then on each packet costs a dozen thread wake-ups
 // (measured: ~150 us per packet on a 2-vCPU VM, a third of the tunnel's ping RTT).
+//
+// Buffers: reads name a provided buffer ring (buffer_ring.h; one for the TUN queue, one for both
+// sockets, worker_settings::ring_buffers of 64 KiB each) and the kernel picks the buffer. A
+// single packet from the device becomes one packet whose data is in that buffer (a view, see
+// packet_pool.h): the WireGuard header goes into the 64 bytes in front, padding and tag behind.
+// A UDP receive becomes one view per datagram (UDP_GRO segment), decrypted in place. The buffer
+// goes back to its ring when the last packet in it is freed (sent, written, dropped, or copied
+// into a mailbox message for the control thread, as handshakes and staged packets are), in
+// batches before the next reads. TSO/USO super-packets are still split into pool packets (each
+// segment needs its own headers), after which their buffer goes straight back. A read that
+// finds its ring empty (-ENOBUFS) is counted (no_rx_buffer) and its source left without a read
+// until a buffer has gone back (the data waits in the kernel queue meanwhile). Without provided
+// buffer rings (kernel < 5.19, or turned off: chosen once at start), each read slot has a fixed
+// buffer and every packet is copied out of it into a pool packet.
 #include "dataplane/worker.h"
 
+#include "dataplane/buffer_ring.h"
 #include "dataplane/gro.h"
 #include "dataplane/gso.h"
 #include "dataplane/packet_pool.h"
@@ -32,9 +47,12 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <future>
+#include <new>
+#include <string>
 #include <vector>
 
 namespace meshfwd::dataplane {
@@ -42,7 +60,18 @@ namespace {
 
 constexpr unsigned tun_read_slots = 16;
 constexpr unsigned udp_read_slots = 16;  // per socket
+// Without provided buffer rings: one fixed buffer per read slot, copied out of.
 constexpr uint32_t large_buffer_size = 65536 + 64;
+// Provided buffer rings (worker_settings::ring_buffers each): one for device reads, one for both
+// UDP sockets.
+constexpr uint32_t ring_read_size = 65536;  // the most a read returns (past a virtio-net header)
+// Headroom (the WireGuard header; the virtio-net header of a device read lands at its end), the
+// read, then room for padding and the tag behind a packet encrypted in place.
+constexpr uint32_t ring_buffer_stride = packet_headroom + ring_read_size + packet_headroom;
+constexpr uint16_t tun_buffer_group = 0;
+constexpr uint16_t udp_buffer_group = 1;
+// Views: one per device-read buffer, up to UDP_GRO_CNT_MAX (64) datagrams per receive buffer.
+constexpr uint32_t max_gro_segments = 64;
 constexpr unsigned tx_slot_count = 512;
 constexpr unsigned max_iov = 128;
 constexpr unsigned max_udp_segments = 64;
@@ -95,6 +124,8 @@ struct worker::io {
         uint32_t round_data = 0;   // reads of this round that returned data
         bool round_drained = false;  // a read of this round found the file empty (or failed)
         bool nowait = true;        // false: the file refused RWF_NOWAIT; one waiting read at a time
+        bool starved = false;      // a read found its buffer ring empty: wait for a buffer back
+        uint64_t starved_at = 0;   // the ring's published() then
     };
     enum source_index : uint32_t { source_tun = 0, source_listen = 1, source_lane = 2, source_count = 3 };
 
@@ -102,10 +133,14 @@ struct worker::io {
     bool ring_ready = false;
     bool deferred_taskrun = false;  // completions only run inside our io_uring_enter(GETEVENTS)
     bool taskrun_flag = false;      // the kernel flags pending completions in the SQ ring
-    packet_pool pool{pool_packets};
+    packet_pool pool;
     std::unique_ptr<crypto::aead_burst> aead;
     tcp_coalescer coalescer{max_burst};
+    // Provided buffer rings (both or neither); without them, `large` holds the slots' buffers.
+    std::unique_ptr<buffer_ring> tun_ring;
+    std::unique_ptr<buffer_ring> udp_ring;
     std::unique_ptr<uint8_t[]> large;
+    std::string receive_mode;  // what start() reports
     std::array<tun_slot, tun_read_slots> tun_slots{};
     std::array<recv_slot, 2 * udp_read_slots> recv_slots{};
     std::array<read_source, source_count> sources{};
@@ -118,6 +153,8 @@ struct worker::io {
     std::array<gro_packet, max_burst> gro_in{};
     pipeline_context ctx;
     bool pending_submit = false;
+
+    explicit io(uint32_t views) : pool(pool_packets, views) {}
 
     ~io() {
         if (ring_ready) {
@@ -153,22 +190,29 @@ worker::~worker() { join(); }
 
 std::string worker::aead_name() const { return _io && _io->aead ? std::string(_io->aead->name()) : std::string(); }
 
+std::string worker::receive_buffers() const { return _io ? _io->receive_mode : std::string(); }
+
 result<void> worker::start() {
-    auto state = std::make_unique<io>();
+    const uint32_t rings = _settings.provided_buffers ? _settings.ring_buffers : 0;
+    if (_settings.provided_buffers && (rings > 32768 || !std::has_single_bit(rings))) {
+        return make_error("worker " + std::to_string(_settings.id) + ": ring_buffers must be a power of two <= 32768");
+    }
+    auto state = std::make_unique<io>(rings * (1 + max_gro_segments));
     state->aead = crypto::make_aead_burst(_settings.crypto);
     if (!state->aead) {
         return make_error("worker " + std::to_string(_settings.id) + ": crypto backend " +
                           std::string(crypto::to_string(_settings.crypto)) + " is not available");
     }
-    const std::size_t large_count = tun_read_slots + 2 * udp_read_slots;
-    state->large.reset(new uint8_t[large_count * large_buffer_size]);
-    for (unsigned i = 0; i < tun_read_slots; ++i) {
-        state->tun_slots[i].buffer = state->large.get() + std::size_t{i} * large_buffer_size;
+    if (_settings.provided_buffers) {
+        // Registered on the worker thread (setup_ring), which falls back to fixed buffers if the
+        // kernel refuses. A device read's virtio-net header goes at the end of the headroom.
+        const uint32_t vnet = _settings.vnet_hdr ? virtio_net_hdr_size : 0;
+        state->tun_ring =
+            std::make_unique<buffer_ring>(rings, ring_buffer_stride, packet_headroom - vnet, ring_read_size + vnet);
+        state->udp_ring = std::make_unique<buffer_ring>(rings, ring_buffer_stride, packet_headroom, ring_read_size);
     }
     for (unsigned i = 0; i < 2 * udp_read_slots; ++i) {
-        auto& s = state->recv_slots[i];
-        s.buffer = state->large.get() + std::size_t{tun_read_slots + i} * large_buffer_size;
-        s.role = i < udp_read_slots ? socket_role::listen : socket_role::lane;
+        state->recv_slots[i].role = i < udp_read_slots ? socket_role::listen : socket_role::lane;
     }
     state->sources[io::source_tun].fd = _settings.tun_fd;
     state->sources[io::source_listen].fd = _settings.listen_fd;
@@ -228,6 +272,52 @@ std::string worker::setup_ring() noexcept {
         return std::string("io_uring set-up failed: ") + std::strerror(-rc);
     }
     w.ring_ready = true;
+    return setup_receive_buffers();
+}
+
+// Registers the provided buffer rings (kernel 5.19+), or else gives every read slot a fixed
+// buffer to copy packets out of. Worker thread, before the loop; the choice is for good.
+std::string worker::setup_receive_buffers() noexcept {
+    io& w = *_io;
+    std::string why_not = "turned off";
+    if (w.tun_ring && w.udp_ring) {
+        const auto register_ring = [&w](buffer_ring& r, uint16_t group) {
+            r.provide_all();
+            io_uring_buf_reg reg{};
+            reg.ring_addr = reinterpret_cast<uintptr_t>(r.shared());
+            reg.ring_entries = r.count();
+            reg.bgid = group;
+            return io_uring_register_buf_ring(&w.ring, &reg, 0);
+        };
+        int rc = register_ring(*w.tun_ring, tun_buffer_group);
+        if (rc == 0) {
+            rc = register_ring(*w.udp_ring, udp_buffer_group);
+            if (rc != 0) {
+                io_uring_unregister_buf_ring(&w.ring, tun_buffer_group);
+            }
+        }
+        if (rc == 0) {
+            w.receive_mode = "provided buffer rings (" + std::to_string(w.tun_ring->count()) + " + " +
+                             std::to_string(w.udp_ring->count()) + " x 64 KiB), packets processed in place";
+            return {};
+        }
+        why_not = std::string("not available: ") + std::strerror(-rc);
+    }
+    w.tun_ring.reset();
+    w.udp_ring.reset();
+    try {
+        const std::size_t large_count = tun_read_slots + 2 * udp_read_slots;
+        w.large.reset(new uint8_t[large_count * large_buffer_size]);
+    } catch (const std::bad_alloc&) {
+        return "no memory for receive buffers";
+    }
+    for (unsigned i = 0; i < tun_read_slots; ++i) {
+        w.tun_slots[i].buffer = w.large.get() + std::size_t{i} * large_buffer_size;
+    }
+    for (unsigned i = 0; i < 2 * udp_read_slots; ++i) {
+        w.recv_slots[i].buffer = w.large.get() + std::size_t{tun_read_slots + i} * large_buffer_size;
+    }
+    w.receive_mode = "fixed buffers, packets copied out (provided buffer rings " + why_not + ")";
     return {};
 }
 
@@ -246,6 +336,11 @@ io_t::read_source& source_of(io_t& w, op kind, uint32_t slot) noexcept {
         return w.sources[io_t::source_tun];
     }
     return w.sources[slot < udp_read_slots ? io_t::source_listen : io_t::source_lane];
+}
+
+// The provided buffer ring reads of a source take their buffers from (null without rings).
+buffer_ring* ring_of(io_t& w, uint32_t source_index) noexcept {
+    return source_index == io_t::source_tun ? w.tun_ring.get() : w.udp_ring.get();
 }
 
 // The first slot of `slots[first, first + count)` with no read in flight, or -1.
@@ -273,16 +368,25 @@ bool start_read(io_t& w, uint32_t source_index, bool waiting) noexcept {
     const auto i = static_cast<uint32_t>(found);
     const int fd = w.sources[source_index].fd;
     const uint32_t waiting_bit = waiting ? waiting_read_bit : 0;
+    buffer_ring* ring = ring_of(w, source_index);
     if (tun) {
         auto& slot = w.tun_slots[i];
-        io_uring_prep_read(q, fd, slot.buffer, large_buffer_size, static_cast<uint64_t>(-1));
+        if (ring != nullptr) {
+            io_uring_prep_read(q, fd, nullptr, ring->kernel_length(), static_cast<uint64_t>(-1));
+            q->flags |= IOSQE_BUFFER_SELECT;
+            q->buf_group = tun_buffer_group;
+        } else {
+            io_uring_prep_read(q, fd, slot.buffer, large_buffer_size, static_cast<uint64_t>(-1));
+        }
         q->rw_flags = waiting ? 0 : RWF_NOWAIT;
         io_uring_sqe_set_data64(q, tag(op::tun_read, i | waiting_bit));
         slot.armed = true;
         return true;
     }
     auto& slot = w.recv_slots[i];
-    slot.iov = {slot.buffer, large_buffer_size};
+    // With a selected buffer, the kernel takes only the length from the one iovec (and still
+    // fills in the name, control data and flags of the msghdr).
+    slot.iov = ring != nullptr ? iovec{nullptr, ring->kernel_length()} : iovec{slot.buffer, large_buffer_size};
     slot.msg = {};
     slot.msg.msg_name = slot.from.get();
     slot.msg.msg_namelen = sizeof(slot.from.storage);
@@ -291,18 +395,35 @@ bool start_read(io_t& w, uint32_t source_index, bool waiting) noexcept {
     slot.msg.msg_control = slot.control;
     slot.msg.msg_controllen = sizeof(slot.control);
     io_uring_prep_recvmsg(q, fd, &slot.msg, waiting ? 0 : MSG_DONTWAIT);
+    if (ring != nullptr) {
+        q->flags |= IOSQE_BUFFER_SELECT;
+        q->buf_group = udp_buffer_group;
+    }
     io_uring_sqe_set_data64(q, tag(op::udp_recv, i | waiting_bit));
     slot.armed = true;
     return true;
 }
 
 // Per source: a round of non-blocking reads while the last round found data everywhere,
-// otherwise the one waiting read (see the top of the file).
+// otherwise the one waiting read (see the top of the file). A source whose ring ran empty
+// waits (without a read) until a buffer has gone back to the ring since, or until we hold none
+// of them: the kernel then has them all, in the ring or in reads about to complete.
 void arm_reads(io_t& w) noexcept {
+    if (w.tun_ring) {
+        w.tun_ring->publish();
+        w.udp_ring->publish();
+    }
     for (uint32_t i = 0; i < io_t::source_count; ++i) {
         auto& src = w.sources[i];
         if (src.fd < 0 || src.waiting || src.outstanding > 0) {
             continue;
+        }
+        if (src.starved) {
+            const buffer_ring& ring = *ring_of(w, i);
+            if (ring.published() == src.starved_at && ring.held() > 0) {
+                continue;
+            }
+            src.starved = false;
         }
         if (!src.readable) {
             src.waiting = start_read(w, i, true);
@@ -344,7 +465,15 @@ void on_read_done(io_t::read_source& src, bool waiting, bool got_data) noexcept 
     }
 }
 
-// Counts `pkts` as dropped for `why` and returns them to the pool.
+// A read of `src` found no buffer in its ring (-ENOBUFS): the data stays queued in the kernel
+// (which drops what overflows the queue); no read until a buffer comes back (arm_reads).
+void on_no_buffer(io_t& w, io_t::read_source& src, const buffer_ring& ring) noexcept {
+    w.ctx.counters->drop(drop_reason::no_rx_buffer);
+    src.starved = true;
+    src.starved_at = ring.published();
+}
+
+// Counts `pkts` as dropped for `why` and frees them.
 void drop_all(io_t& w, std::span<packet*> pkts, drop_reason why) noexcept {
     w.ctx.counters->drop(why, pkts.size());
     for (packet* p : pkts) {
@@ -438,7 +567,7 @@ void write_device(io_t& w, const worker_settings& s, std::span<packet*> pkts) no
         if (q == nullptr) {
             w.ctx.counters->drop(drop_reason::no_buffer, write.iov_count);
             for (uint32_t k = 0; k < write.iov_count; ++k) {
-                w.pool.free(w.pool.owner_of(static_cast<const uint8_t*>(write.iov[k].iov_base)));
+                w.pool.free(pkts[write.members[k]]);
             }
             continue;
         }
@@ -449,7 +578,7 @@ void write_device(io_t& w, const worker_settings& s, std::span<packet*> pkts) no
         slot.packet_count = write.iov_count;
         for (uint32_t k = 0; k < write.iov_count; ++k) {
             slot.iov[k] = write.iov[k];
-            slot.packets[k] = w.pool.owner_of(static_cast<const uint8_t*>(write.iov[k].iov_base));
+            slot.packets[k] = pkts[write.members[k]];
         }
         io_uring_prep_writev(q, s.tun_fd, slot.iov.data(), write.iov_count, static_cast<uint64_t>(-1));
         io_uring_sqe_set_data64(q, tag(op::tx, slot_index));
@@ -481,20 +610,63 @@ void push_device_packet(io_t& w, const worker_settings& s, packet* p) noexcept {
     }
 }
 
-void on_device_read(io_t& w, const worker_settings& s, uint8_t* buffer, uint32_t length) noexcept {
+// Where a read's data landed: a provided buffer that we hold one reference to (the reader's,
+// dropped by release_read_buffer once the read is processed), or the read slot's fixed buffer.
+// data == nullptr: the completion carries no buffer.
+struct read_buffer {
+    buffer_ring* ring = nullptr;
+    uint16_t id = 0;
+    uint8_t* data = nullptr;
+};
+
+read_buffer take_read_buffer(buffer_ring* ring, uint32_t cqe_flags, uint8_t* fixed) noexcept {
+    if (ring == nullptr) {
+        return {nullptr, 0, fixed};
+    }
+    const uint32_t id = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
+    if ((cqe_flags & IORING_CQE_F_BUFFER) == 0 || !ring->take(id)) {
+        return {};
+    }
+    return {ring, static_cast<uint16_t>(id), ring->kernel_data(static_cast<uint16_t>(id))};
+}
+
+void release_read_buffer(const read_buffer& b) noexcept {
+    if (b.ring != nullptr) {
+        b.ring->release(b.id);
+    }
+}
+
+// A packet for the `length` bytes at `at` inside `from`: a view into the provided buffer, or a
+// copy in a pool packet (then length <= packet_data_capacity). nullptr when none is free.
+packet* packet_for(io_t& w, const read_buffer& from, uint8_t* at, uint32_t length) noexcept {
+    if (from.ring != nullptr) {
+        return w.pool.alloc_view(*from.ring, from.id, at, length);
+    }
+    packet* p = w.pool.alloc();
+    if (p != nullptr && length > 0) {
+        std::memcpy(p->data, at, length);
+    }
+    if (p != nullptr) {
+        p->length = length;
+    }
+    return p;
+}
+
+// One device read: a single packet becomes one packet in place (or copied, without rings); a
+// TSO/USO super-packet is split into pool packets, since each segment needs its own headers.
+void on_device_read(io_t& w, const worker_settings& s, const read_buffer& from, uint32_t length) noexcept {
     worker_counters& c = *w.ctx.counters;
+    uint8_t* buffer = from.data;
     if (!s.vnet_hdr) {
         if (length > segment_capacity) {
             c.drop(drop_reason::too_big);
             return;
         }
-        packet* p = w.pool.alloc();
+        packet* p = packet_for(w, from, buffer, length);
         if (p == nullptr) {
             c.drop(drop_reason::no_buffer);
             return;
         }
-        std::memcpy(p->data, buffer, length);
-        p->length = length;
         push_device_packet(w, s, p);
         return;
     }
@@ -513,13 +685,11 @@ void on_device_read(io_t& w, const worker_settings& s, uint8_t* buffer, uint32_t
             c.drop(drop_reason::too_big);
             return;
         }
-        packet* p = w.pool.alloc();
+        packet* p = packet_for(w, from, ip.data(), static_cast<uint32_t>(ip.size()));
         if (p == nullptr) {
             c.drop(drop_reason::no_buffer);
             return;
         }
-        std::memcpy(p->data, ip.data(), ip.size());
-        p->length = static_cast<uint32_t>(ip.size());
         push_device_packet(w, s, p);
         return;
     }
@@ -556,7 +726,9 @@ void on_device_read(io_t& w, const worker_settings& s, uint8_t* buffer, uint32_t
     }
 }
 
-void on_udp_receive(io_t& w, const worker_settings& s, io_t::recv_slot& slot, uint32_t length) noexcept {
+// One receive: each datagram (UDP_GRO segment) becomes a packet, in place or copied.
+void on_udp_receive(io_t& w, const worker_settings& s, io_t::recv_slot& slot, const read_buffer& from,
+                    uint32_t length) noexcept {
     worker_counters& c = *w.ctx.counters;
     if ((slot.msg.msg_flags & MSG_TRUNC) != 0) {
         c.drop(drop_reason::too_big);
@@ -574,13 +746,12 @@ void on_udp_receive(io_t& w, const worker_settings& s, io_t::recv_slot& slot, ui
             }
             continue;
         }
-        packet* p = w.pool.alloc();
+        packet* p = packet_for(w, from, from.data + offset, n);
         if (p == nullptr) {
-            c.drop(drop_reason::no_buffer);
+            // This datagram and the rest of the receive.
+            c.drop(drop_reason::no_buffer, length == 0 ? 1 : (length - offset + step - 1) / step);
             break;
         }
-        std::memcpy(p->data, slot.buffer + offset, n);
-        p->length = n;
         p->remote = slot.from;
         p->role = slot.role;
         w.udp_rx[w.udp_rx_count++] = p;
@@ -653,32 +824,46 @@ void worker::run(std::promise<std::string>& ready) noexcept {
         for (unsigned i = 0; i < n; ++i) {
             const uint64_t data = io_uring_cqe_get_data64(cqes[i]);
             const int res = cqes[i]->res;
+            const uint32_t flags = cqes[i]->flags;
             const auto kind = static_cast<op>(data >> 32);
             const bool waiting = (static_cast<uint32_t>(data) & waiting_read_bit) != 0;
             const auto slot = static_cast<uint32_t>(data) & ~waiting_read_bit;
             switch (kind) {
-            case op::tun_read:
+            case op::tun_read: {
                 w.tun_slots[slot].armed = false;
-                on_read_done(source_of(w, kind, slot), waiting, res > 0);
-                if (res > 0) {
-                    on_device_read(w, s, w.tun_slots[slot].buffer, static_cast<uint32_t>(res));
+                auto& src = source_of(w, kind, slot);
+                const read_buffer from = take_read_buffer(w.tun_ring.get(), flags, w.tun_slots[slot].buffer);
+                on_read_done(src, waiting, res > 0);
+                if (res > 0 && from.data != nullptr) {
+                    on_device_read(w, s, from, static_cast<uint32_t>(res));
+                } else if (res == -ENOBUFS && w.tun_ring) {
+                    on_no_buffer(w, src, *w.tun_ring);
                 } else if (res == -EOPNOTSUPP && !waiting) {
                     // A file without RWF_NOWAIT support (a TUN on an old kernel): from now on only the
                     // waiting read, one at a time.
-                    source_of(w, kind, slot).nowait = false;
-                } else if (res != -EAGAIN && res != -EINTR && res != -ECANCELED) {
+                    src.nowait = false;
+                } else if (res > 0 || (res != -EAGAIN && res != -EINTR && res != -ECANCELED)) {
                     _counters.drop(drop_reason::rx_error);
                 }
+                release_read_buffer(from);
                 break;
-            case op::udp_recv:
-                w.recv_slots[slot].armed = false;
-                on_read_done(source_of(w, kind, slot), waiting, res >= 0);
-                if (res >= 0) {
-                    on_udp_receive(w, s, w.recv_slots[slot], static_cast<uint32_t>(res));
-                } else if (res != -EAGAIN && res != -EINTR && res != -ECANCELED) {
+            }
+            case op::udp_recv: {
+                auto& rs = w.recv_slots[slot];
+                rs.armed = false;
+                auto& src = source_of(w, kind, slot);
+                const read_buffer from = take_read_buffer(w.udp_ring.get(), flags, rs.buffer);
+                on_read_done(src, waiting, res >= 0);
+                if (res >= 0 && from.data != nullptr) {
+                    on_udp_receive(w, s, rs, from, static_cast<uint32_t>(res));
+                } else if (res == -ENOBUFS && w.udp_ring) {
+                    on_no_buffer(w, src, *w.udp_ring);
+                } else if (res >= 0 || (res != -EAGAIN && res != -EINTR && res != -ECANCELED)) {
                     _counters.drop(drop_reason::rx_error);
                 }
+                release_read_buffer(from);
                 break;
+            }
             case op::tx:
                 on_tx_done(w, slot, res);
                 break;

@@ -41,6 +41,13 @@ struct worker_settings {
     // Adaptive polling: spin this long without work before sleeping.
     std::chrono::microseconds spin_budget{50};
     crypto::aead_backend crypto = crypto::aead_backend::automatic;
+    // Reads land in io_uring provided buffer rings and packets are processed there, in place.
+    // false, or a kernel without them (< 5.19): fixed buffers, each packet copied into the pool.
+    bool provided_buffers = true;
+    // Buffers (64 KiB) per ring, a power of two. A buffer stays out of its ring until the last
+    // packet in it is freed, so a device read of one packet or a small datagram holds a whole
+    // buffer until it is sent or written: several times the 16 reads a source has per round.
+    uint32_t ring_buffers = 64;
 };
 
 // State the workers share, owned by the control thread and outliving every worker.
@@ -67,12 +74,16 @@ public:
     [[nodiscard]] const worker_counters& counters() const noexcept { return _counters; }
     [[nodiscard]] const worker_settings& settings() const noexcept { return _settings; }
     [[nodiscard]] std::string aead_name() const;
+    // Where reads land (provided buffer rings or fixed buffers), for the start-up log; valid
+    // once start() succeeded.
+    [[nodiscard]] std::string receive_buffers() const;
 
     struct io;  // the io_uring machinery (worker.cc)
 
 private:
     void run(std::promise<std::string>& ready) noexcept;
     std::string setup_ring() noexcept;
+    std::string setup_receive_buffers() noexcept;
 
     worker_settings _settings;
     worker_shared _shared;

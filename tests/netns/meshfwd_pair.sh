@@ -10,7 +10,11 @@
 # Checks: ping both ways over IPv4 and IPv6 inside the tunnel; a 200 MiB TCP transfer a -> b
 # arrives with the same sha256; `meshctl peers` (text) shows a handshake and traffic; the JSON
 # counters show > 200 MiB sent by a and received by b, and no bad_auth/replay/unknown_index drops;
-# no io_uring io-wq threads (reads punted to blocking threads) in either process;
+# no io_uring io-wq threads (reads punted to blocking threads) in either process; both log the
+# receive buffers asked for: provided buffer rings (kernel 5.19+), or with MESHFWD_NO_PBUF=1 in
+# the environment (the `meshfwd_pair_copy` test) the fallback, fixed buffers and a copy; with
+# MESHFWD_PBUF_BUFFERS=1 (`meshfwd_pair_starved`: one buffer per ring) reads keep finding the
+# ring empty, which is counted (no_rx_buffer), and the tunnel still works after the transfer;
 # SIGTERM makes b exit 0 within 5 s, remove mfb0, and log no error.
 # Arg: $1 build dir. Root only (77 = skipped).
 set -euo pipefail
@@ -57,6 +61,10 @@ log "200 MiB over TCP a -> b, checksummed"
 head -c 200M /dev/urandom >"$tmp/blob"
 tcp_transfer "$ns1" "$ns2" 10.100.0.2 "$tmp/blob"
 
+log "ping both ways after the transfer"
+tunnel_ping "$ns1" 10.100.0.2
+tunnel_ping "$ns2" fd00:100::1
+
 log "meshctl peers on a (text)"
 text=$(n1 "$meshctl" peers --api "$api") || fail "meshctl peers failed"
 printf '%s\n' "$text" | sed 's/^/    /'
@@ -67,6 +75,7 @@ line=$(grep -m1 "transfer:" <<<"$text") || fail "meshctl peers: no 'transfer' li
 [[ ${BASH_REMATCH[1]} != "0 B" && ${BASH_REMATCH[2]} != "0 B" ]] || fail "meshctl peers: zero transfer: $line"
 
 log "counters (JSON)"
+starved=0
 min=$((200 * 1024 * 1024))
 tx_a=$(peer_field "$ns1" "$pub_b" tx_bytes)
 rx_b=$(peer_field "$ns2" "$pub_a" rx_bytes)
@@ -78,7 +87,11 @@ for ns in "$ns1" "$ns2"; do
     echo "    $ns drops: $(jget "$st" 'd["totals"]["drops"]')"
     bad=$(jget "$st" 'sum(d["totals"]["drops"].get(k, 0) for k in ("bad_auth", "replay", "unknown_index"))')
     [[ $bad -eq 0 ]] || fail "$ns: $bad bad_auth/replay/unknown_index drops on a clean link"
+    starved=$((starved + $(jget "$st" 'd["totals"]["drops"].get("no_rx_buffer", 0)')))
 done
+if [[ ${MESHFWD_PBUF_BUFFERS:-64} -le 2 && -z ${MESHFWD_NO_PBUF:-} ]]; then
+    [[ $starved -gt 0 ]] || fail "rings of ${MESHFWD_PBUF_BUFFERS} buffer(s) never ran empty (no_rx_buffer 0)"
+fi
 
 # Each worker keeps one read waiting per file. Several would all wake for each packet, and
 # io_uring hands the losers to io-wq threads ("iou-wrk-*") blocked in read: a dozen thread
@@ -88,6 +101,21 @@ for pid in "$pid_a" "$pid_b"; do
     iowq=$(cat /proc/"$pid"/task/*/comm 2>/dev/null | grep -c '^iou-wrk' || true)
     echo "    meshfwd $pid: $iowq io-wq threads"
     [[ $iowq -eq 0 ]] || fail "meshfwd $pid has $iowq io-wq (iou-wrk) threads: reads are being punted to blocking threads"
+done
+
+# Kernels before 5.19 have no provided buffer rings; there the fallback is right too.
+if [[ -n ${MESHFWD_NO_PBUF:-} && ${MESHFWD_NO_PBUF} != 0 ]]; then
+    want="fixed buffers"
+elif printf '%s\n' 5.19 "$(uname -r | cut -d- -f1)" | sort -V -C; then
+    want="provided buffer rings"
+else
+    want=""
+fi
+log "receive buffers: want '${want:-either}' (MESHFWD_NO_PBUF=${MESHFWD_NO_PBUF:-})"
+for node in a b; do
+    line=$(grep -m1 "receive buffers:" "$tmp/meshfwd-$node.log") || fail "meshfwd $node logged no 'receive buffers:' line"
+    echo "    $node: ${line#*receive buffers: }"
+    [[ $line == *"receive buffers: $want"* ]] || fail "meshfwd $node: receive buffers are not '$want'"
 done
 
 log "SIGTERM b: exit 0 within 5 s, device removed, no error logged"

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include <span>
 #include <vector>
 
 namespace meshfwd::dataplane {
@@ -193,9 +194,29 @@ struct result {
     std::vector<vnet_header> headers;
 };
 
+// Every packet of the burst is the member of exactly one iovec, and each iovec lies inside the
+// bytes of the packet it names (the worker frees packets by these indices once written).
+void expect_members(std::span<const tcp_coalescer::tun_write> writes, burst_buf& b, std::size_t consumed) {
+    std::vector<int> seen(consumed, 0);
+    for (const auto& w : writes) {
+        for (uint32_t k = 0; k < w.iov_count; ++k) {
+            const uint32_t m = w.members[k];
+            ASSERT_LT(m, consumed);
+            ++seen[m];
+            const auto* lo = b.storage[m].data();
+            const auto* at = static_cast<const uint8_t*>(w.iov[k].iov_base);
+            EXPECT_TRUE(at >= lo && at + w.iov[k].iov_len <= lo + b.storage[m].size()) << "iovec " << k << " of packet " << m;
+        }
+    }
+    for (std::size_t i = 0; i < consumed; ++i) {
+        EXPECT_EQ(seen[i], 1) << "packet " << i;
+    }
+}
+
 result run(tcp_coalescer& c, burst_buf& b) {
     result r;
     const auto writes = c.coalesce(b.span());
+    expect_members(writes, b, c.consumed());
     r.writes = writes.size();
     for (const auto& w : writes) {
         vnet_header h;

@@ -207,6 +207,7 @@ protected:
     void TearDown() override {
         // Every test hands back every packet; a leak in the stage under test shows here.
         EXPECT_EQ(pool.available(), pool.size()) << "packets leaked";
+        EXPECT_EQ(pool.views_available(), pool.view_count()) << "views leaked";
         for (node* n : {&a, &b, &c}) {
             (void)drain(*n);
         }
@@ -365,7 +366,7 @@ protected:
 
     bool crypto_ready;
     crypto::mono_time now = crypto::mono_time{} + 1000s;
-    packet_pool pool{1024};
+    packet_pool pool{1024, 64};
     std::unique_ptr<crypto::aead_burst> aead;
     node a, b, c;
     uint32_t key_seed = 0;
@@ -1006,6 +1007,120 @@ TEST_F(Pipeline, ConfirmationRetriedAfterMailboxWasFull) {
 
 // ---------------------------------------------------------------------------------------------
 // Lanes and flow hashing.
+
+// ---------------------------------------------------------------------------------------------
+// Packets that are views into provided receive buffers (as the io_uring worker makes them).
+
+// One UDP receive holding several datagrams, each a view into the same ring buffer, decrypted
+// in place: the good ones come out where they landed, and whatever else happens to the others
+// (bad_auth, unknown index, garbage, keepalive, a handshake copied for the control thread), the
+// buffer goes back to its ring when the reader and the last packet have let go of it.
+TEST_F(Pipeline, ViewsOfOneReceiveDecryptInPlaceAndGiveTheBufferBack) {
+    const peer_link l = connect(a, b);
+    buffer_ring ring(2, 65536 + 128, 64, 65536);
+    ring.provide_all();
+    ASSERT_TRUE(ring.take(1));  // the buffer the kernel filled; this reference is the reader's
+    std::vector<bytes> plain;
+    std::vector<bytes> wire;
+    for (uint32_t i = 0; i < 4; ++i) {
+        plain.push_back(ip_packet(overlay4(1, 1), overlay4(2, 1), 100 + 300 * i, 17, 1000, 53, i));
+        wire.push_back(reference_message(*l.x_to_y, i, plain.back()));
+    }
+    bytes forged = reference_message(*l.x_to_y, 9, plain[0]);
+    forged[20] ^= 1;
+    bytes unknown = reference_message(*l.x_to_y, 10, plain[0]);
+    crypto::store_le32(unknown.data() + 4, 0xdeadbeef);
+    const bytes garbage(64, 0x77);
+    const bytes keepalive = reference_message(*l.x_to_y, 11, {});
+    const bytes init = handshake_message(a, b, crypto::spec::message_initiation_type);
+    const std::vector<const bytes*> order{&wire[0], &forged,  &wire[1],    &init,   &unknown,
+                                          &wire[2], &garbage, &keepalive, &wire[3]};
+    const std::array<std::size_t, 4> good_at{0, 2, 5, 8};  // where wire[i] is in `order`
+    constexpr uint32_t step = 2048;  // UDP_GRO segments sit back to back; spaced out here
+    std::vector<packet*> burst;
+    for (std::size_t i = 0; i < order.size(); ++i) {
+        uint8_t* at = ring.kernel_data(1) + i * step;
+        std::memcpy(at, order[i]->data(), order[i]->size());
+        packet* p = pool.alloc_view(ring, 1, at, static_cast<uint32_t>(order[i]->size()));
+        ASSERT_NE(p, nullptr);
+        p->remote = a.underlay;
+        burst.push_back(p);
+    }
+    EXPECT_EQ(ring.references(1), 1u + order.size());
+    const drop_counts before = drops(b);
+    std::vector<packet*> out = decap(b, burst);
+    ASSERT_EQ(out.size(), plain.size());
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        EXPECT_EQ(contents(out[i]), plain[i]) << i;
+        EXPECT_EQ(out[i]->ring, &ring);
+        EXPECT_EQ(out[i]->data, ring.kernel_data(1) + good_at[i] * step + 16) << "decrypted where it landed";
+    }
+    const drop_counts after = drops(b);
+    for (std::size_t r = 0; r < n_drop_reasons; ++r) {
+        const auto why = static_cast<drop_reason>(r);
+        const uint64_t want =
+            why == drop_reason::bad_auth || why == drop_reason::unknown_index || why == drop_reason::bad_message ? 1 : 0;
+        EXPECT_EQ(after[r] - before[r], want) << drop_reason_names[r];
+    }
+    const auto got = drain(b);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].kind, mailbox_kind::handshake);
+    EXPECT_EQ(got[0].payload, init) << "copied out of the buffer";
+    EXPECT_EQ(ring.references(1), 1u + out.size()) << "the reader and the packets coming out";
+    ring.release(1);
+    EXPECT_EQ(ring.held(), 1u);
+    const uint64_t published = ring.published();
+    release(out);
+    EXPECT_EQ(ring.held(), 0u);
+    ring.publish();
+    EXPECT_EQ(ring.published(), published + 1);
+}
+
+// Device reads, one packet per buffer, encrypted in place: the WireGuard header goes into the
+// headroom and padding and tag behind. Packets that are staged for the control thread (copied)
+// or dropped give their buffer back at once; the sent ones when they are freed.
+TEST_F(Pipeline, ViewsOfDeviceReadsEncryptInPlaceAndGiveTheirBuffersBack) {
+    const peer_link l = connect(a, b);
+    a.add_peer(c, false);  // a route, but no session yet: its packets are staged
+    constexpr uint32_t vnet = 10;
+    buffer_ring ring(4, 65536 + 128, 64 - vnet, 65536 + vnet);
+    ring.provide_all();
+    const std::vector<bytes> plain{
+        ip_packet(overlay4(1, 1), overlay4(2, 1), 1420, 6, 1, 2, 1),
+        ip_packet(overlay4(1, 1), overlay4(3, 1), 200, 17, 1, 2, 2),    // to c: staged
+        ip_packet(overlay4(1, 1), overlay4(9, 9), 300, 17, 1, 2, 3),    // nobody's: no_route
+        ip_packet(overlay6(1, 1), overlay6(2, 1), 61, 17, 1, 2, 4),
+    };
+    std::vector<packet*> burst;
+    for (uint16_t id = 0; id < plain.size(); ++id) {
+        ASSERT_TRUE(ring.take(id));
+        uint8_t* ip = ring.kernel_data(id) + vnet;  // behind the virtio-net header
+        ASSERT_EQ(ip - ring.start(id), packet_headroom);
+        std::memcpy(ip, plain[id].data(), plain[id].size());
+        burst.push_back(pool.alloc_view(ring, id, ip, static_cast<uint32_t>(plain[id].size())));
+        ASSERT_NE(burst.back(), nullptr);
+        ring.release(id);  // the read is processed; the packet holds the buffer now
+    }
+    EXPECT_EQ(ring.held(), 4u);
+    const drop_counts before = drops(a);
+    std::vector<packet*> messages = encap(a, burst);
+    ASSERT_EQ(messages.size(), 2u);
+    const std::array<uint16_t, 2> sent{0, 3};
+    for (std::size_t i = 0; i < 2; ++i) {
+        EXPECT_EQ(messages[i]->data, ring.start(sent[i]) + packet_headroom - 16) << "header in the headroom";
+        EXPECT_EQ(contents(messages[i]), reference_message(*l.x_to_y, i, plain[sent[i]]));
+    }
+    expect_drops(a, before, drop_reason::no_route);
+    const auto got = drain(a);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].kind, mailbox_kind::staged_packet);
+    EXPECT_EQ(got[0].payload, plain[1]);
+    EXPECT_EQ(ring.held(), 2u) << "the staged and the dropped packet gave their buffers back";
+    EXPECT_EQ(ring.references(1), 0u);
+    EXPECT_EQ(ring.references(2), 0u);
+    release(messages);
+    EXPECT_EQ(ring.held(), 0u);
+}
 
 TEST_F(Pipeline, FlowHashSymmetricAndPortSensitive) {
     for (uint8_t proto : {uint8_t{6}, uint8_t{17}}) {

@@ -14,7 +14,17 @@ netns_require_programs iperf3 python3
 build=$(realpath "$1")
 src=$(realpath "$(dirname "$0")/../..")
 
-before=$(ip netns list | sort)
+# The runner's namespaces are mfb<runner pid>-<n><node> (tput/util.py PREFIX). Only those of
+# runners that have exited count: other tests or benchmarks may be running beside this one.
+runner_namespaces() {
+    local name pid
+    ip netns list | awk '{ print $1 }' | sort | while read -r name; do
+        [[ $name =~ ^mfb([0-9]+)- ]] || continue
+        pid=${BASH_REMATCH[1]}
+        [[ -d /proc/$pid ]] || echo "$name"
+    done
+}
+before=$(runner_namespaces)
 log "bench/throughput/run --quick"
 timeout 120 "$src/bench/throughput/run" --quick --no-build --build-dir "$build" --out "$tmp/out" ||
     fail "runner exited $?"
@@ -31,6 +41,6 @@ assert (out / "table.txt").read_text().strip(), "empty table"
 assert doc["chart"] and (out / doc["chart"]).stat().st_size > 0, "no chart"
 print("veth TCP x1 %.2f Gbit/s; meshfwd: %s %s" % (veth["median"]["tcp1_gbps"], mf["status"], mf.get("reason", "")))
 PY
-after=$(ip netns list | sort)
+after=$(runner_namespaces)
 [[ $before == "$after" ]] || fail "runner left namespaces behind: $(comm -13 <(echo "$before") <(echo "$after"))"
 log "PASS: throughput runner smoke test"

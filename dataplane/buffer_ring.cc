@@ -3,6 +3,7 @@
 
 #include <bit>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <stdexcept>
 
@@ -11,12 +12,16 @@ namespace {
 
 constexpr std::size_t page_size = 4096;
 
+// Zeroed, which also faults every page in now: the ring hands out its buffers in turn, so
+// untouched pages would each cost a page fault on the packet path, in the kernel's copy into
+// them (measured: ~240 faults in the first 500 tunnel pings of a fresh pair, ping p50 +15-20 us).
 void* aligned_zeroed(std::size_t bytes) {
     const std::size_t rounded = (bytes + page_size - 1) / page_size * page_size;
     void* p = std::aligned_alloc(page_size, rounded);
     if (p == nullptr) {
         throw std::bad_alloc();
     }
+    std::memset(p, 0, rounded);
     return p;
 }
 

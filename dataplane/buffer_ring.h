@@ -13,8 +13,9 @@
 // The kernel gets (start + kernel_offset, kernel_length), so the headroom in front of the data
 // takes the WireGuard header and the tail behind it the padding and tag: encryption in place.
 //
-// Threads: one worker (no synchronisation). Constructed at worker set-up (allocates; throws
-// std::bad_alloc, or std::invalid_argument for a bad layout); the rest never allocates.
+// Threads: one worker (no synchronisation). Constructed at worker set-up: allocates and faults
+// in all of its memory (the packet path then never takes a page fault in it); throws
+// std::bad_alloc, or std::invalid_argument for a bad layout. The rest never allocates.
 #pragma once
 
 #include <liburing.h>

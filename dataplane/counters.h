@@ -29,7 +29,7 @@ namespace meshfwd::dataplane {
     X(ring_full, "the ring to the control thread was full")                                       \
     X(rate_limited, "handshake message refused by the rate limiter under load")                   \
     X(no_buffer, "no free packet (pool or views) or send slot")                                   \
-    X(no_rx_buffer, "a read found its provided buffer ring empty; the data waited in the kernel's queue") \
+    X(no_rx_buffer, "a read found its receive buffer ring empty (the data waited in the kernel)") \
     X(tx_error, "the kernel refused a send or device write")                                      \
     X(rx_error, "a receive or device read failed")
 MESHFWD_DEFINE_REASONS(drop_reason, MESHFWD_DROP_REASONS)

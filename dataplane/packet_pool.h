@@ -69,9 +69,11 @@ public:
         p->reset();
         return p;
     }
-    // A view of `length` bytes at `data` in `ring`'s held buffer `id` (at least packet_headroom
-    // bytes of that buffer in front of `data`): takes a reference to the buffer, which free()
-    // drops. nullptr when every view is in use.
+    // A view of `length` bytes at `data` in `ring`'s held buffer `id`: takes a reference to the
+    // buffer, which free() drops. nullptr when every view is in use. What the stages write
+    // around the data must be the view's own: a device read (one packet per buffer) has the
+    // buffer's headroom in front and room behind for encapsulation; a datagram of a UDP_GRO
+    // receive shares the buffer, and decapsulation writes only inside its own bytes.
     [[nodiscard]] packet* alloc_view(buffer_ring& ring, uint16_t id, uint8_t* data, uint32_t length) noexcept {
         if (_free_view_count == 0) {
             return nullptr;

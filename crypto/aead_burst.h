@@ -28,6 +28,7 @@ struct aead_op {
     uint32_t length;        // encrypt: plaintext length; decrypt: ciphertext length including the 16-byte tag
     uint64_t counter;       // WireGuard nonce counter (nonce = 4 zero bytes || LE64 counter)
     const secret32* key;    // may differ per op (bursts mix peers)
+    void* owner = nullptr;  // the caller's (e.g. its packet); never read, moved with the op by decrypt_burst
 };
 
 class aead_burst {
@@ -38,7 +39,8 @@ public:
     virtual std::size_t encrypt_burst(std::span<aead_op> ops) noexcept = 0;
     // Decrypts and authenticates in place (no associated data: WireGuard uses none). Stable-partitions
     // ops so the authentic ones are [0, n) and the failures [n, size), each side in its original
-    // order; returns n. An op shorter than the tag fails. The payload of a failed op is unspecified.
+    // order; returns n. Ops move whole, so `owner` says which of the caller's objects each one is.
+    // An op shorter than the tag fails. The payload of a failed op is unspecified.
     virtual std::size_t decrypt_burst(std::span<aead_op> ops) noexcept = 0;
     // "libsodium" or "ipsec-mb".
     virtual std::string_view name() const noexcept = 0;

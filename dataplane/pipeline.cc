@@ -254,8 +254,7 @@ std::size_t decapsulate_burst(pipeline_context& ctx, std::span<packet*> packets)
     const snapshot& snap = *ctx.snap;
     const std::size_t n_in = std::min(packets.size(), max_burst);
     drop_excess(ctx, packets);
-    std::array<crypto::aead_op, max_burst> ops;
-    std::array<packet*, max_burst> op_packets;  // ops[i]'s packet, until decryption reorders ops
+    std::array<crypto::aead_op, max_burst> ops;  // owner: the op's packet
     std::size_t n_ops = 0;
 
     // 1. Demultiplex: transport messages to decrypt, handshake messages to the control thread.
@@ -284,9 +283,8 @@ std::size_t decapsulate_burst(pipeline_context& ctx, std::span<packet*> packets)
             }
             p->sess = s;
             p->counter = counter;
-            op_packets[n_ops] = p;
             ops[n_ops++] = crypto::aead_op{p->data + header_size, p->length - static_cast<uint32_t>(header_size),
-                                           counter, &s->keypair.recv_key};
+                                           counter, &s->keypair.recv_key, p};
             break;
         }
         case crypto::spec::message_initiation_type:
@@ -320,27 +318,18 @@ std::size_t decapsulate_burst(pipeline_context& ctx, std::span<packet*> packets)
         }
     }
 
-    // 2. One batched decryption; the authentic ones come first, in order. Since the partition is
-    // stable and every op has its own payload address, walking the packets in their original
-    // order meets the authentic ones as ops[0, good) in turn: that puts op_packets in step with
-    // ops again, and every other packet failed.
+    // 2. One batched decryption; the authentic ones come first, in order.
     const std::size_t good = ctx.aead->decrypt_burst(std::span(ops.data(), n_ops));
-    std::size_t matched = 0;
-    for (std::size_t i = 0; i < n_ops; ++i) {
-        packet* p = op_packets[i];
-        if (matched < good && ops[matched].data == p->data + header_size) {
-            op_packets[matched++] = p;
-        } else {
-            drop(ctx, p, drop_reason::bad_auth);
-        }
+    for (std::size_t i = good; i < n_ops; ++i) {
+        drop(ctx, static_cast<packet*>(ops[i].owner), drop_reason::bad_auth);
     }
 
     // 3. Replay window, bookkeeping, then what the payload is.
     worker_counters& wc = *ctx.counters;
     std::size_t out = 0;
     uint64_t rx_packets = 0, rx_bytes = 0;
-    for (std::size_t i = 0; i < matched; ++i) {  // == good, unless the backend broke its contract
-        packet* p = op_packets[i];
+    for (std::size_t i = 0; i < good; ++i) {
+        packet* p = static_cast<packet*>(ops[i].owner);
         session* s = p->sess;
         peer_runtime* peer = s->peer;
         if (s->keypair.replay.check_and_set(p->counter) != crypto::replay_reason::ok) {

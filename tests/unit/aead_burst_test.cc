@@ -83,6 +83,7 @@ struct burst_buffers {
     std::size_t id_of(const aead_op& op) const {
         for (std::size_t i = 0; i < bufs.size(); ++i) {
             if (bufs[i].data() == op.data) {
+                EXPECT_EQ(reinterpret_cast<uintptr_t>(op.owner), ids[i] + 1) << "owner left its op";
                 return ids[i];
             }
         }
@@ -100,7 +101,9 @@ private:
         bufs.push_back(std::move(buf));
         ids.push_back(id);
         // bufs may reallocate: fix all data pointers after each add.
-        ops.push_back(aead_op{nullptr, length, t.packets[id].counter, &t.keys[t.packets[id].key_index]});
+        // owner carries the id (+1, so that none is null): it must move with its op.
+        ops.push_back(aead_op{nullptr, length, t.packets[id].counter, &t.keys[t.packets[id].key_index],
+                              reinterpret_cast<void*>(static_cast<uintptr_t>(id + 1))});
         for (std::size_t i = 0; i < ops.size(); ++i) {
             ops[i].data = bufs[i].data();
         }

@@ -4,6 +4,7 @@
 #include "control/api_server.h"
 #include "control/config_yaml.h"
 #include "control/handshake_limiter.h"
+#include "control/peer_timers.h"
 #include "crypto/cookie.h"
 #include "crypto/noise.h"
 #include "crypto/transport.h"
@@ -53,8 +54,6 @@ using namespace std::chrono_literals;
 // Packets held per peer while its handshake runs (the kernel's MAX_QUEUED_PACKETS is 1024;
 // a smaller queue keeps memory bounded with many peers and is plenty for a first flight).
 constexpr std::size_t max_staged_packets = 256;
-// The kernel's MAX_TIMER_HANDSHAKES: REKEY_ATTEMPT_TIME / REKEY_TIMEOUT retries.
-constexpr unsigned max_handshake_attempts = 90 / 5;
 // Handshake messages in one drain that put us "under load" (cookies required) for a second.
 constexpr unsigned under_load_threshold = 64;
 constexpr auto under_load_hold = 1s;
@@ -569,9 +568,8 @@ void node::state::send_initiation(peer_state& ps, mono_time now, bool retry) {
             return;
         }
         ps.attempts = 0;
-    } else if (++ps.attempts > max_handshake_attempts) {
-        give_up_handshake(ps);
-        return;
+    } else {
+        ++ps.attempts;  // the timers give up past max_handshake_retries
     }
     if (ps.pending_index) {
         sessions.erase(*ps.pending_index);
@@ -603,10 +601,11 @@ void node::state::send_initiation(peer_state& ps, mono_time now, bool retry) {
 }
 
 void node::state::give_up_handshake(peer_state& ps) {
-    spdlog::info("peer {}: no handshake after {} attempts; dropping {} staged packet(s)",
-                 crypto::key_to_base64(ps.cfg.public_key), max_handshake_attempts, ps.staged.size());
+    spdlog::info("peer {}: no handshake after {} initiations; dropping {} staged packet(s)",
+                 crypto::key_to_base64(ps.cfg.public_key), ps.attempts + 1, ps.staged.size());
     control_counters.drop(dataplane::drop_reason::no_session_queue_full, ps.staged.size());
     ps.staged.clear();
+    ps.hs->clear();  // its ephemeral key is of no more use: a late response finds no pending index
     ps.handshaking = false;
     ps.attempts = 0;
     if (ps.pending_index) {
@@ -940,59 +939,68 @@ void node::state::drain_mailboxes() {
 // Timers: the kernel's per-peer timers, evaluated every tick from the workers' timestamps.
 
 void node::state::on_timers(mono_time now) {
-    const int64_t now_ns = to_ns(now);
     for (auto& [key, psp] : peers) {
         peer_state& ps = *psp;
-        int64_t last_rx = 0, last_rx_data = 0, last_tx = 0, last_tx_data = 0;
+        peer_timer_state t;
+        t.now = now;
         for (unsigned b = 0; b < ps.rt->counter_block_count; ++b) {
             const auto& c = ps.rt->counters[b];
-            last_rx = std::max(last_rx, c.last_rx_ns.load(std::memory_order_relaxed));
-            last_rx_data = std::max(last_rx_data, c.last_rx_data_ns.load(std::memory_order_relaxed));
-            last_tx = std::max(last_tx, c.last_tx_ns.load(std::memory_order_relaxed));
-            last_tx_data = std::max(last_tx_data, c.last_tx_data_ns.load(std::memory_order_relaxed));
+            t.last_rx_ns = std::max(t.last_rx_ns, c.last_rx_ns.load(std::memory_order_relaxed));
+            t.last_rx_data_ns = std::max(t.last_rx_data_ns, c.last_rx_data_ns.load(std::memory_order_relaxed));
+            t.last_tx_ns = std::max(t.last_tx_ns, c.last_tx_ns.load(std::memory_order_relaxed));
+            t.last_tx_data_ns = std::max(t.last_tx_data_ns, c.last_tx_data_ns.load(std::memory_order_relaxed));
         }
-        // Retransmit an unanswered initiation; give up after REKEY_ATTEMPT_TIME.
-        if (ps.handshaking && now >= ps.retransmit_at) {
+        t.handshaking = ps.handshaking;
+        t.retransmit_at = ps.retransmit_at;
+        t.retries = ps.attempts;
+        t.rekey_wanted = ps.rt->rekey_wanted.exchange(false, std::memory_order_relaxed);
+        const auto birth = [](const std::unique_ptr<session>& s) -> std::optional<mono_time> {
+            return s ? std::optional(s->keypair.birth) : std::nullopt;
+        };
+        t.current_birth = birth(ps.current);
+        t.previous_birth = birth(ps.previous);
+        t.next_birth = birth(ps.next);
+        t.persistent_keepalive = ps.cfg.persistent_keepalive;
+        t.has_endpoint = ps.endpoint_owner != nullptr;
+        t.new_handshake_trigger_ns = ps.new_handshake_trigger_ns;
+
+        const peer_timer_actions due = due_timers(t);
+        if (due.give_up_handshake) {
+            give_up_handshake(ps);
+        }
+        if (due.retransmit_initiation) {
             send_initiation(ps, now, true);
         }
-        // Workers ask for a rekey (age, counter) by flag.
-        if (ps.rt->rekey_wanted.exchange(false, std::memory_order_relaxed) && !ps.handshaking) {
+        if (due.initiate_rekey) {
             send_initiation(ps, now, false);
         }
-        const bool have_session = ps.current && !ps.current->keypair.expired(now);
-        // Passive keepalive: data came in and we sent nothing back for KEEPALIVE_TIMEOUT.
-        if (have_session && last_rx_data > last_tx && now_ns - last_rx_data >= to_ns(mono_time(spec::keepalive_timeout))) {
+        if (due.passive_keepalive) {
             send_keepalive(ps, now);
         }
-        // We sent data and heard nothing for KEEPALIVE_TIMEOUT + REKEY_TIMEOUT: new handshake.
-        if (last_tx_data > last_rx && last_tx_data != ps.new_handshake_trigger_ns &&
-            now_ns - last_tx_data >= to_ns(mono_time(spec::keepalive_timeout + spec::rekey_timeout)) && !ps.handshaking) {
-            ps.new_handshake_trigger_ns = last_tx_data;
+        if (due.new_handshake) {
+            ps.new_handshake_trigger_ns = t.last_tx_data_ns;
             spdlog::debug("peer {}: no reply for {} s after data; new handshake",
                           crypto::key_to_base64(ps.cfg.public_key),
                           (spec::keepalive_timeout + spec::rekey_timeout).count());
             send_initiation(ps, now, false);
         }
-        // Persistent keepalive: any authenticated traffic either way resets it.
-        if (ps.cfg.persistent_keepalive && ps.endpoint_owner) {
-            const int64_t last_any = std::max(last_rx, last_tx);
-            const int64_t interval = std::chrono::duration_cast<std::chrono::nanoseconds>(*ps.cfg.persistent_keepalive).count();
-            if (now_ns - last_any >= interval && !(ps.handshaking && !ps.current)) {
-                send_keepalive(ps, now);
-            }
+        if (due.persistent_keepalive) {
+            send_keepalive(ps, now);
         }
-        // Keypairs past REJECT_AFTER_TIME are useless; after 3x with no new one, zero everything.
-        if (ps.previous && ps.previous->keypair.expired(now)) {
+        if (due.retire_previous) {
             retire(ps.previous);
         }
-        if (ps.next && ps.next->keypair.expired(now)) {
+        if (due.retire_next) {
             retire(ps.next);
         }
-        if (ps.current && now - ps.current->keypair.birth >= 3 * spec::reject_after_time) {
+        if (due.zero_current) {
             spdlog::debug("peer {}: no new session for {} s; zeroing keys", crypto::key_to_base64(ps.cfg.public_key),
                           (3 * spec::reject_after_time).count());
             ps.rt->current.store(nullptr, std::memory_order_release);
             retire(ps.current);
+            if (!ps.handshaking) {
+                ps.hs->clear();  // and any half-done handshake's secrets, as the kernel does
+            }
         }
     }
 }

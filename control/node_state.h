@@ -1,0 +1,172 @@
+// The control thread's state, shared by the files that make up the node (node.cc: set-up, sending,
+// timers, the loop; node_handshake.cc; node_mailbox.cc; node_reload.cc; node_api.cc). Private to
+// them: nothing else includes it. Control thread only, like everything it describes.
+#pragma once
+
+#include "control/api_server.h"
+#include "control/config.h"
+#include "control/handshake_limiter.h"
+#include "control/node.h"
+#include "crypto/cookie.h"
+#include "crypto/noise.h"
+#include "dataplane/counters.h"
+#include "dataplane/index_table.h"
+#include "dataplane/mailbox.h"
+#include "dataplane/snapshot.h"
+#include "dataplane/tun_device.h"
+#include "dataplane/udp_socket.h"
+#include "dataplane/worker.h"
+#include "lib/rcu.h"
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace meshfwd::control {
+
+using crypto::mono_clock;
+using crypto::mono_time;
+using dataplane::peer_runtime;
+using dataplane::session;
+namespace spec = crypto::spec;
+
+using namespace std::chrono_literals;
+
+// Packets held per peer while its handshake runs (the kernel's MAX_QUEUED_PACKETS is 1024;
+// a smaller queue keeps memory bounded with many peers and is plenty for a first flight).
+inline constexpr std::size_t max_staged_packets = 256;
+// Handshake messages in one drain that put us "under load" (cookies required) for a second.
+inline constexpr unsigned under_load_threshold = 64;
+inline constexpr auto under_load_hold = 1s;
+
+inline int64_t to_ns(mono_time t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+#define MESHFWD_HANDSHAKE_COUNTERS(X) \
+    X(initiations_sent) X(initiations_received) X(responses_sent) X(responses_received) \
+    X(cookie_replies_sent) X(cookie_replies_received) X(sessions_established)
+
+struct handshake_counters {
+#define X(name) uint64_t name = 0;
+    MESHFWD_HANDSHAKE_COUNTERS(X)
+#undef X
+    std::map<std::string, uint64_t> rejected;
+};
+
+// Everything the control thread knows about one peer.
+struct peer_state {
+    control::peer_config cfg;
+    std::unique_ptr<peer_runtime> rt;
+    crypto::peer_config noise;
+    std::unique_ptr<crypto::handshake> hs;
+    std::unique_ptr<crypto::cookie_maker> cookie;
+    std::unique_ptr<session> current, previous, next;
+    // The handshake we initiated and are waiting on (its index is reserved in the table).
+    std::optional<uint32_t> pending_index;
+    bool handshaking = false;
+    unsigned attempts = 0;
+    mono_time last_initiation{};
+    mono_time retransmit_at{};
+    std::deque<std::vector<uint8_t>> staged;
+    uint64_t handshakes = 0;
+    int64_t latest_handshake_unix = 0;
+    int64_t new_handshake_trigger_ns = 0;  // last_tx_data that already triggered one
+    std::unique_ptr<dataplane::peer_endpoint> endpoint_owner;  // what rt->endpoint points to
+    std::vector<uint16_t> lanes;  // the peer's announced lane ports
+    mono_time lanes_asked{};      // when we last asked for them
+};
+
+struct node::state {
+    config cfg;
+    node_options options;
+    crypto::static_identity identity;
+    std::unique_ptr<crypto::cookie_checker> cookies;
+    dataplane::index_table<session> sessions{20};
+    rcu_pointer<dataplane::snapshot> snap;
+    uint64_t generation = 0;
+    std::optional<dataplane::tun_device> tun;
+    std::vector<dataplane::udp_socket> listen_sockets;
+    std::vector<dataplane::udp_socket> lane_sockets;
+    std::vector<uint16_t> lane_ports;
+    bool dual_stack = false;
+    std::vector<std::unique_ptr<dataplane::worker>> workers;
+    std::atomic<bool> running{false};
+    int wake_fd = -1;
+    int signal_fd = -1;
+    std::unique_ptr<api_server> api;
+    std::map<crypto::public_key, std::unique_ptr<peer_state>> peers;
+    std::unordered_map<uint32_t, peer_state*> pending;  // our initiation index -> peer
+    std::unordered_set<const peer_runtime*> live;
+    std::vector<peer_runtime*> slots;  // by slot
+    std::vector<uint32_t> free_slots;
+    // Freed after the next grace period (and mailbox drain).
+    std::vector<std::unique_ptr<session>> retired_sessions;
+    std::vector<std::unique_ptr<dataplane::peer_endpoint>> retired_endpoints;
+    std::vector<std::unique_ptr<peer_runtime>> retired_peers;
+    handshake_counters hs_counters;
+    handshake_limiter limiter;
+    mono_time under_load_until{};
+    mono_time started = mono_clock::now();
+    dataplane::worker_counters control_counters;  // drops the control thread counts
+    std::string aead_name;
+    std::vector<ip_prefix> device_routes;
+
+    state(config c, node_options o) : cfg(std::move(c)), options(std::move(o)) {}
+    ~state();
+
+    unsigned control_block() const { return static_cast<unsigned>(workers.size()); }
+
+    // --- set-up
+    result<void> start();
+    result<void> add_peer(const control::peer_config& pc);
+    void remove_peer(peer_state& ps);
+    void publish_snapshot();
+    void sync_device_routes();
+
+    // --- loop
+    int run();
+    void drain_mailboxes();
+    void handle(dataplane::mailbox_message& m);
+    void handle_handshake(const dataplane::mailbox_message& m, mono_time now);
+    void handle_staged(peer_state& ps, std::span<const uint8_t> packet, mono_time now);
+    void handle_endpoint_changed(peer_state& ps, const dataplane::socket_address& source);
+    void handle_confirmed(peer_state& ps, session* s, mono_time now);
+    void handle_mesh_frame(peer_state& ps, std::span<const uint8_t> frame, mono_time now);
+    void on_timers(mono_time now);
+    void reap();
+    void reload();
+
+    // --- actions
+    peer_state* find(const peer_runtime* rt);
+    void send_initiation(peer_state& ps, mono_time now, bool retry);
+    void give_up_handshake(peer_state& ps);
+    void session_ready(peer_state& ps, mono_time now);
+    bool send_transport(peer_state& ps, std::span<const uint8_t> payload, mono_time now);
+    void send_keepalive(peer_state& ps, mono_time now);
+    void send_lanes(peer_state& ps, mono_time now, bool ask_for_theirs = false);
+    void send_raw(std::span<const uint8_t> bytes, const dataplane::socket_address& to, unsigned worker,
+                  dataplane::socket_role role);
+    void set_endpoint(peer_state& ps, const std::optional<dataplane::socket_address>& address);
+    void retire(std::unique_ptr<session>& s);
+    void reject(std::string_view reason) { ++hs_counters.rejected[std::string(reason)]; }
+
+    // --- API
+    nlohmann::json status_json();
+    nlohmann::json peers_json();
+};
+
+
+}  // namespace meshfwd::control

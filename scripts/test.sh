@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every meshfwd test: installs dependencies, builds with warnings as errors (g++), runs the
 # unit, cli, fuzz-replay and network-namespace suites; then TSan over the lock-free structures;
-# then a clang build instrumented with ASan+UBSan that reruns the unit tests and fuzzes every
-# target for a few seconds with libFuzzer. The last line is "N passed, N failed, N skipped" over all of them.
+# then a clang build instrumented with ASan+UBSan that reruns the unit tests, runs a sanitized
+# meshfwd through four netns tests (netns-asan: traffic, hostile input, reload, leaks at exit) and
+# fuzzes every target for a few seconds with libFuzzer. The last line is "N passed, N failed, N skipped" over all of them.
 #   scripts/test.sh            # everything
 #   SKIP_FUZZ=1 scripts/test.sh   # without the clang ASan+UBSan/libFuzzer build
 #   SKIP_SANITIZERS=1 scripts/test.sh   # without the TSan build
@@ -51,11 +52,12 @@ if [[ -z ${SKIP_SANITIZERS:-} ]]; then
 fi
 
 if [[ -z ${SKIP_FUZZ:-} ]]; then
-  echo "== clang, ASan+UBSan: unit tests, and each fuzz target under libFuzzer"
+  echo "== clang, ASan+UBSan: unit tests, a sanitized meshfwd in netns tests, each fuzz target under libFuzzer"
   if CC=clang CXX=clang++ configure build-fuzz -Dfuzz=true -Dwerror=true -Ddpdk=disabled &&
      ninja -C build-fuzz -j "$jobs"; then
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-      meson test -C build-fuzz --num-processes "$jobs" --print-errorlogs --no-rebuild --suite unit --suite fuzz
+      meson test -C build-fuzz --num-processes "$jobs" --print-errorlogs --no-rebuild --suite unit --suite fuzz \
+        --suite netns-asan
     logs+=(build-fuzz/meson-logs/testlog.json)
   else
     echo "fuzz build failed" >&2

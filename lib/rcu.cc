@@ -20,12 +20,17 @@ rcu_thread_registration::rcu_thread_registration() {
 rcu_thread_registration::~rcu_thread_registration() {
     if (--registration_depth == 0) {
         // Unregistering also marks the thread offline, so a waiting writer is not stalled.
+        rcu_detail::reader_leaves_section();
         urcu_qsbr_unregister_thread();
     }
 }
 
 bool rcu_thread_registration::registered() noexcept { return registration_depth != 0; }
 
-void rcu_synchronize() { urcu_qsbr_synchronize_rcu(); }
+void rcu_synchronize() {
+    rcu_detail::reader_leaves_section();  // the caller's own quiescent state (see rcu.h)
+    urcu_qsbr_synchronize_rcu();
+    rcu_detail::grace_period_ended();
+}
 
 } // namespace meshfwd

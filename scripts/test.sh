@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every meshfwd test: installs dependencies, builds with warnings as errors (g++), runs the
-# unit, cli, fuzz-replay and network-namespace suites; then TSan over the lock-free structures;
+# unit, cli, fuzz-replay and network-namespace suites; then TSan over the lock-free structures
+# and a TSan meshfwd in three netns tests;
 # then a clang build instrumented with ASan+UBSan that reruns the unit tests, runs a sanitized
 # meshfwd through four netns tests (netns-asan: traffic, hostile input, reload, leaks at exit) and
 # fuzzes every target for a few seconds with libFuzzer. The last line is "N passed, N failed, N skipped" over all of them.
@@ -37,13 +38,17 @@ else
 fi
 
 if [[ -z ${SKIP_SANITIZERS:-} ]]; then
-  # The lock-free structures shared between threads: SPSC ring, RCU pointer, replay window.
+  # The lock-free structures shared between threads: SPSC ring, RCU pointer, replay window; then
+  # meshfwd itself, its workers and control thread under TSan with real traffic (lib/rcu.h tells
+  # TSan what a grace period orders). halt_on_error: a race kills the node, and the test fails.
   tsan_tests=(spsc_ring rcu replay index_table pipeline)
-  echo "== sanitizers: TSan over ${tsan_tests[*]}"
+  tsan_netns=(meshfwd_pair meshfwd_workers meshfwd_reload)
+  echo "== sanitizers: TSan over ${tsan_tests[*]}; meshfwd in ${tsan_netns[*]}"
   if configure build-tsan -Db_sanitize=thread -Db_lundef=false -Dwerror=true -Ddpdk=disabled &&
-     ninja -C build-tsan -j "$jobs" $(printf 'tests/unit/%s_test ' "${tsan_tests[@]}"); then
+     ninja -C build-tsan -j "$jobs" $(printf 'tests/unit/%s_test ' "${tsan_tests[@]}") tools/meshfwd tools/meshctl; then
     TSAN_OPTIONS=halt_on_error=1 \
-      meson test -C build-tsan --num-processes 1 --print-errorlogs --no-rebuild --suite unit "${tsan_tests[@]}"
+      meson test -C build-tsan --num-processes 1 --print-errorlogs --no-rebuild --suite unit --suite netns \
+        "${tsan_tests[@]}" "${tsan_netns[@]}"
     logs+=(build-tsan/meson-logs/testlog.json)
   else
     echo "TSan build failed" >&2

@@ -34,15 +34,12 @@ api=127.0.0.1:7090
 (($(nproc) >= 16)) || fail "needs 16 CPUs (this machine has $(nproc))"
 for n in $counts; do ((n >= 1 && n <= 4)) || fail "worker counts are 1..4 (cores 0-3 and 8-11)"; done
 
-meshfwd_key a
-pub_a=$pubkey
-meshfwd_key b
-pub_b=$pubkey
-{ node_config a mfa0 10.100.0.1/24; peer_config "$pub_b" 10.100.0.2/32 192.0.2.2:51820 true; } >"$tmp/a.yaml"
-{ node_config b mfb0 10.100.0.2/24; peer_config "$pub_a" 10.100.0.1/32 192.0.2.1:51820 true; } >"$tmp/b.yaml"
+meshfwd_pair_configs
 
 netns_pair
 wait_until 5 n1 ping -c1 -W1 192.0.2.2 || fail "underlay veth does not work"
+
+listening() { [[ -n $(n2 ss -Hltn "sport = :$1") ]]; }
 
 # iperf3 3.12 is single-threaded: one process per stream, each pinned to its own core.
 # run_tcp K: K streams a -> b for $duration s; prints the receivers' summed Gbit/s.
@@ -54,7 +51,7 @@ run_tcp() {
     done
     for ((i = 0; i < k; i++)); do
         port=$((5301 + i))
-        wait_until 5 eval "[[ -n \$(n2 ss -Hltn 'sport = :$port') ]]" || fail "iperf3 server $i not listening"
+        wait_until 5 listening "$port" || fail "iperf3 server $i not listening"
     done
     for ((i = 0; i < k; i++)); do
         port=$((5301 + i))
@@ -94,19 +91,17 @@ start_nodes() {
         pid_b=$spawned_pid
         return
     fi
-    local side ns cores ifname addr peer_pub peer_ep
+    # A new interface name for each N: the last one's socket may outlive its process briefly.
+    local side ns cores ifname addr peer_pub peer_ep peer_ip
     for side in a b; do
         if [[ $side == a ]]; then
             ns=$ns1 cores=$cores_a addr=10.100.0.1 peer_pub=$wg_pub_b peer_ep=192.0.2.2:51820 peer_ip=10.100.0.2
         else
             ns=$ns2 cores=$cores_b addr=10.100.0.2 peer_pub=$wg_pub_a peer_ep=192.0.2.1:51820 peer_ip=10.100.0.1
         fi
-        ifname="ws$side$$"
-        _netns_wg_sockets+=("/var/run/wireguard/$ifname.sock")
-        netns_spawn "$ns" "wireguard-go-$side" taskset -c "$cores" env GOMAXPROCS="$n" WG_PROCESS_FOREGROUND=1 \
-            wireguard-go -f "$ifname"
+        ifname="ws$side$n$$"
+        netns_wireguard_go "$ns" "$ifname" "$cores" "$n"
         eval "pid_$side=\$spawned_pid"
-        wait_until 5 test -S "/var/run/wireguard/$ifname.sock" || fail "wireguard-go $side did not start"
         ip netns exec "$ns" wg set "$ifname" private-key "$tmp/wg$side.key" listen-port 51820 \
             peer "$peer_pub" allowed-ips "$peer_ip/32" endpoint "$peer_ep"
         ip -n "$ns" addr add "$addr/24" dev "$ifname"

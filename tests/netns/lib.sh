@@ -19,6 +19,9 @@
 #   tunnel_ping NS ADDR             ping until answered (handshake), then 3 of 3 must answer
 #   node_config NAME DEV ADDRS      YAML head of a node (ADDRS: "10.100.0.1/24, ...") ending
 #   peer_config PUB ALLOWED [EP] [MESHFWD]    in "peers:"; peer_config prints one peer entry
+#   meshfwd_pair_configs            keys and $tmp/a.yaml, $tmp/b.yaml for two meshfwd peers
+#                                   (mfa0 10.100.0.1 <-> mfb0 10.100.0.2 over netns_pair's
+#                                   underlay, `meshfwd: true`); sets pub_a, pub_b
 #   status_json NS / peers_json NS  `meshctl status|peers --json` of the node in NS
 #   drops_json NS                   its totals.drops as one JSON object
 #   drop_count JSON REASON          one reason's count in such an object (0 when absent)
@@ -153,13 +156,16 @@ netns_spawn() {
 
 # Starts wireguard-go in the foreground on interface `ifname` (15 characters at most, unique
 # machine-wide: /var/run/wireguard is shared by all namespaces) inside `ns` and waits up to
-# 5 s for the interface and its UAPI socket. Sets $spawned_pid.
+# 5 s for the interface and its UAPI socket. With `cores` (a taskset list) and `procs`, it runs
+# on those CPUs with GOMAXPROCS=procs. Sets $spawned_pid.
 netns_wireguard_go() {
-    local ns=$1 ifname=$2
+    local ns=$1 ifname=$2 cores=${3:-} procs=${4:-}
     (( ${#ifname} <= 15 )) || fail "interface name $ifname is longer than 15 characters"
     [[ ! -e /var/run/wireguard/$ifname.sock ]] || fail "/var/run/wireguard/$ifname.sock already exists"
     _netns_wg_sockets+=("/var/run/wireguard/$ifname.sock")
-    netns_spawn "$ns" "wireguard-go-$ifname" env WG_PROCESS_FOREGROUND=1 wireguard-go -f "$ifname"
+    local pin=()
+    [[ -z $cores ]] || pin=(taskset -c "$cores" env GOMAXPROCS="$procs")
+    netns_spawn "$ns" "wireguard-go-$ifname" "${pin[@]}" env WG_PROCESS_FOREGROUND=1 wireguard-go -f "$ifname"
     if ! wait_until 5 test -S "/var/run/wireguard/$ifname.sock" ||
         ! wait_until 5 ip -n "$ns" link show "$ifname"; then
         cat "$tmp/wireguard-go-$ifname.log" >&2
@@ -234,6 +240,15 @@ peer_config() {
     echo "    allowed_ips: [$2]"
     [[ -z ${3:-} ]] || echo "    endpoint: $3"
     [[ -z ${4:-} ]] || echo "    meshfwd: $4"
+}
+
+meshfwd_pair_configs() {
+    meshfwd_key a
+    pub_a=$pubkey
+    meshfwd_key b
+    pub_b=$pubkey
+    { node_config a mfa0 10.100.0.1/24; peer_config "$pub_b" 10.100.0.2/32 192.0.2.2:51820 true; } >"$tmp/a.yaml"
+    { node_config b mfb0 10.100.0.2/24; peer_config "$pub_a" 10.100.0.1/32 192.0.2.1:51820 true; } >"$tmp/b.yaml"
 }
 
 status_json() { ip netns exec "$1" "$build/tools/meshctl" status --api "$api" --json; }

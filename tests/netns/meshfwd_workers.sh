@@ -25,12 +25,7 @@ min_share_pct=5
 
 iperf_listening() { [[ -n $(n2 ss -Hltn 'sport = :5201') ]]; }
 
-meshfwd_key a
-pub_a=$pubkey
-meshfwd_key b
-pub_b=$pubkey
-{ node_config a mfa0 10.100.0.1/24; peer_config "$pub_b" 10.100.0.2/32 192.0.2.2:51820 true; } >"$tmp/a.yaml"
-{ node_config b mfb0 10.100.0.2/24; peer_config "$pub_a" 10.100.0.1/32 192.0.2.1:51820 true; } >"$tmp/b.yaml"
+meshfwd_pair_configs
 
 netns_pair
 wait_until 5 n1 ping -c1 -W1 192.0.2.2 || fail "underlay veth does not work"

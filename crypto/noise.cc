@@ -18,8 +18,9 @@
 //
 // (mix_dh's KDF2 equals the KDF1 above for C; the unused k is overwritten before use.) The
 // generic steps live in noise_core.cc; this file adds the WireGuard framing, the peer lookup, the
-// replay/flood checks and the state machine. Failures leave the stored state as it was: a forged
-// response cannot cancel our outstanding initiation, a forged initiation changes nothing.
+// replay/flood checks and the state machine (an initiator half and a responder half, so crossing
+// initiations both complete). Failures leave the stored state as it was: a forged response cannot
+// cancel our outstanding initiation, a forged initiation changes nothing.
 #include "crypto/noise.h"
 
 #include <sodium.h>
@@ -117,24 +118,30 @@ void handshake::inject_ephemeral_for_testing(const secret32& ephemeral_private) 
     _injected_ephemeral = ephemeral_private.clone();
 }
 
-void handshake::new_ephemeral() noexcept {
+void handshake::new_ephemeral(half& h) noexcept {
     if (_injected_ephemeral) {
-        _ephemeral_private = std::move(*_injected_ephemeral);
+        h.ephemeral_private = std::move(*_injected_ephemeral);
         _injected_ephemeral.reset();
     } else {
-        _ephemeral_private = generate_private_key();
+        h.ephemeral_private = generate_private_key();
     }
-    _ephemeral_public = derive_public_key(_ephemeral_private);
+    h.ephemeral_public = derive_public_key(h.ephemeral_private);
+}
+
+void handshake::half::clear() noexcept {
+    symmetric.wipe();
+    ephemeral_private.wipe();
+    sodium_memzero(ephemeral_public.data(), ephemeral_public.size());
+    sodium_memzero(remote_ephemeral.data(), remote_ephemeral.size());
+    local_index = 0;
+    remote_index = 0;
+    step = state::zeroed;
 }
 
 void handshake::clear() noexcept {
-    _symmetric.wipe();
-    _ephemeral_private.wipe();
-    sodium_memzero(_ephemeral_public.data(), _ephemeral_public.size());
-    sodium_memzero(_remote_ephemeral.data(), _remote_ephemeral.size());
-    _local_index = 0;
-    _remote_index = 0;
-    _state = state::zeroed;
+    _initiator.clear();
+    _responder.clear();
+    _completed = nullptr;
 }
 
 handshake_reason handshake::create_initiation(message_initiation& out, uint32_t local_index) noexcept {
@@ -143,7 +150,11 @@ handshake_reason handshake::create_initiation(message_initiation& out, uint32_t 
 
 handshake_reason handshake::create_initiation(message_initiation& out, uint32_t local_index,
                                               const tai64n& timestamp) noexcept {
-    clear();
+    half& h = _initiator;
+    h.clear();
+    if (_completed == &h) {
+        _completed = nullptr;
+    }
     if (!_local->has_identity()) {
         return handshake_reason::no_identity;
     }
@@ -151,16 +162,16 @@ handshake_reason handshake::create_initiation(message_initiation& out, uint32_t 
     out.type.set(spec::message_initiation_type);
     out.sender_index.set(local_index);
 
-    start(_symmetric, _peer->remote_static);
-    new_ephemeral();
+    start(h.symmetric, _peer->remote_static);
+    new_ephemeral(h);
     const auto noise_bytes = as_writable_bytes(out).subspan(initiation_noise_offset, initiation_noise_size);
-    if (!noise::write_message1(_symmetric, _ephemeral_private, _ephemeral_public, _peer->remote_static,
+    if (!noise::write_message1(h.symmetric, h.ephemeral_private, h.ephemeral_public, _peer->remote_static,
                                _local->static_public, _peer->static_static, timestamp.bytes, noise_bytes)) {
-        clear();
+        h.clear();
         return handshake_reason::bad_dh;
     }
-    _local_index = local_index;
-    _state = state::created_initiation;
+    h.local_index = local_index;
+    h.step = state::created_initiation;
     return handshake_reason::ok;
 }
 
@@ -197,83 +208,100 @@ initiation_result consume_initiation(const static_identity& local, const message
         return {handshake_reason::flood, nullptr};
     }
 
-    // Commit (this replaces any initiation of ours in progress with this peer: the last one wins,
-    // as in the kernel).
-    hs->clear();
-    hs->_symmetric.copy_from(st);
-    hs->_remote_ephemeral = remote_ephemeral;
-    hs->_remote_index = msg.sender_index.get();
+    // Commit to the responder half. Unlike the kernel, an initiation of ours in progress with this
+    // peer stays: when both sides initiate at once, each side's response completes the other's
+    // initiation, instead of both responses being dropped and the pair stalling until the retry.
+    handshake::half& h = hs->_responder;
+    h.clear();
+    if (hs->_completed == &h) {
+        hs->_completed = nullptr;
+    }
+    h.symmetric.copy_from(st);
+    h.remote_ephemeral = remote_ephemeral;
+    h.remote_index = msg.sender_index.get();
     hs->_latest_timestamp = timestamp;
     if (!hs->_last_initiation_consumption || now > *hs->_last_initiation_consumption) {
         hs->_last_initiation_consumption = now;
     }
-    hs->_state = handshake::state::consumed_initiation;
+    h.step = handshake::state::consumed_initiation;
     return {handshake_reason::ok, hs};
 }
 
 handshake_reason handshake::create_response(message_response& out, uint32_t local_index) noexcept {
-    if (_state != state::consumed_initiation) {
+    half& h = _responder;
+    if (h.step != state::consumed_initiation) {
         return handshake_reason::wrong_state;
     }
     out = message_response{};
     out.type.set(spec::message_response_type);
     out.sender_index.set(local_index);
-    out.receiver_index.set(_remote_index);
+    out.receiver_index.set(h.remote_index);
 
-    new_ephemeral();
+    new_ephemeral(h);
     const auto noise_bytes = as_writable_bytes(out).subspan(response_noise_offset, response_noise_size);
-    if (!noise::write_message2(_symmetric, _ephemeral_private, _ephemeral_public, _remote_ephemeral,
+    if (!noise::write_message2(h.symmetric, h.ephemeral_private, h.ephemeral_public, h.remote_ephemeral,
                                _peer->remote_static, _peer->preshared_key, {}, noise_bytes)) {
-        clear();
+        h.clear();
         return handshake_reason::bad_dh;
     }
-    _ephemeral_private.wipe();  // no longer needed by the responder
-    _local_index = local_index;
-    _state = state::created_response;
+    h.ephemeral_private.wipe();  // no longer needed by the responder
+    h.local_index = local_index;
+    h.step = state::created_response;
+    _completed = &h;
     return handshake_reason::ok;
 }
 
 handshake_reason handshake::consume_response(const message_response& msg) noexcept {
-    if (_state != state::created_initiation) {
+    half& h = _initiator;
+    if (h.step != state::created_initiation) {
         return handshake_reason::wrong_state;
     }
-    if (msg.receiver_index.get() != _local_index) {
+    if (msg.receiver_index.get() != h.local_index) {
         return handshake_reason::wrong_index;
     }
     // Work on a copy: a response that fails to authenticate leaves our initiation standing.
     noise::symmetric_state st;
-    st.copy_from(_symmetric);
+    st.copy_from(h.symmetric);
     const auto noise_bytes = as_bytes(msg).subspan(response_noise_offset, response_noise_size);
     public_key remote_ephemeral{};
-    if (!noise::read_message2(st, _ephemeral_private, _local->static_private, _peer->preshared_key, noise_bytes,
+    if (!noise::read_message2(st, h.ephemeral_private, _local->static_private, _peer->preshared_key, noise_bytes,
                               remote_ephemeral, {})) {
         return handshake_reason::bad_response;
     }
-    _symmetric.copy_from(st);
-    _ephemeral_private.wipe();
-    _remote_ephemeral = remote_ephemeral;
-    _remote_index = msg.sender_index.get();
-    _state = state::consumed_response;
+    h.symmetric.copy_from(st);
+    h.ephemeral_private.wipe();
+    h.remote_ephemeral = remote_ephemeral;
+    h.remote_index = msg.sender_index.get();
+    h.step = state::consumed_response;
+    _completed = &h;
     return handshake_reason::ok;
 }
 
 bool handshake::begin_session(keypair& out, mono_time now) noexcept {
-    const bool initiator = _state == state::consumed_response;
-    if (!initiator && _state != state::created_response) {
+    half* h = _completed;
+    if (h == nullptr) {
+        // Both halves may have completed before the caller derived either: take what is left.
+        h = _initiator.step == state::consumed_response ? &_initiator
+            : _responder.step == state::created_response ? &_responder
+                                                          : nullptr;
+    }
+    if (h == nullptr) {
         return false;
     }
+    const bool initiator = h == &_initiator;
     if (initiator) {
-        _symmetric.split(out.send_key, out.recv_key);
+        h->symmetric.split(out.send_key, out.recv_key);
     } else {
-        _symmetric.split(out.recv_key, out.send_key);
+        h->symmetric.split(out.recv_key, out.send_key);
     }
-    out.local_index = _local_index;
-    out.remote_index = _remote_index;
+    out.local_index = h->local_index;
+    out.remote_index = h->remote_index;
     out.birth = now;
     out.is_initiator = initiator;
     out.send_counter.store(0, std::memory_order_relaxed);
     out.replay.reset();
-    clear();
+    h->clear();
+    _completed = nullptr;
     return true;
 }
 

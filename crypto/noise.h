@@ -95,8 +95,12 @@ struct initiation_result {
 };
 
 // Per-peer handshake state machine (kernel noise_handshake). Control thread. `local` and `peer`
-// must outlive it. States: zeroed → created_initiation → consumed_response → (begin_session)
-//                          zeroed → consumed_initiation → created_response → (begin_session)
+// must outlive it. It holds two independent halves, so that a crossing handshake (both sides
+// initiating at once, the normal case when a mesh learns of a new node) completes in one round
+// trip: answering the peer's initiation keeps our own outstanding, and the peer's response to it
+// still completes it. The messages and the protocol's rules are unchanged.
+//   initiator half: zeroed → created_initiation → consumed_response → (begin_session)
+//   responder half: zeroed → consumed_initiation → created_response → (begin_session)
 class handshake {
 public:
     enum class state : uint8_t { zeroed, created_initiation, consumed_initiation, created_response, consumed_response };
@@ -107,6 +111,7 @@ public:
     handshake& operator=(const handshake&) = delete;
 
     // Initiator. Fills every field but the macs (zeroed); `local_index` becomes sender_index.
+    // Replaces any initiation of ours still outstanding; leaves the responder half alone.
     // The timestamp overload is for tests; the other uses tai64n::now().
     [[nodiscard]] handshake_reason create_initiation(message_initiation& out, uint32_t local_index) noexcept;
     [[nodiscard]] handshake_reason create_initiation(message_initiation& out, uint32_t local_index,
@@ -115,16 +120,24 @@ public:
     [[nodiscard]] handshake_reason consume_response(const message_response& msg) noexcept;
     // Responder, after consume_initiation() returned this handshake. Macs left zeroed.
     [[nodiscard]] handshake_reason create_response(message_response& out, uint32_t local_index) noexcept;
-    // Both: derives the keypair (keys, indexes, birth = now, role) and wipes the handshake
-    // secrets. False unless the state is created_response or consumed_response.
+    // Derives the keypair (keys, indexes, birth = now, role) of the half that just completed
+    // (consume_response: initiator; create_response: responder) and wipes that half's secrets.
+    // False when no half is complete.
     [[nodiscard]] bool begin_session(keypair& out, mono_time now) noexcept;
 
-    // Forgets any handshake in progress (keeps the replay/flood memory of the peer).
+    // Forgets any handshake in progress, both halves (keeps the replay/flood memory of the peer).
     void clear() noexcept;
 
-    [[nodiscard]] state current_state() const noexcept { return _state; }
-    [[nodiscard]] uint32_t local_index() const noexcept { return _local_index; }
-    [[nodiscard]] uint32_t remote_index() const noexcept { return _remote_index; }
+    // The responder half's state while it is in progress, else the initiator half's.
+    [[nodiscard]] state current_state() const noexcept {
+        return _responder.step != state::zeroed ? _responder.step : _initiator.step;
+    }
+    [[nodiscard]] state initiator_state() const noexcept { return _initiator.step; }
+    [[nodiscard]] state responder_state() const noexcept { return _responder.step; }
+    // Our outstanding initiation's sender index (initiator half).
+    [[nodiscard]] uint32_t local_index() const noexcept { return _initiator.local_index; }
+    // The initiator's index from the initiation we consumed (responder half).
+    [[nodiscard]] uint32_t remote_index() const noexcept { return _responder.remote_index; }
     [[nodiscard]] const peer_config& peer() const noexcept { return *_peer; }
     [[nodiscard]] const tai64n& latest_timestamp() const noexcept { return _latest_timestamp; }
 
@@ -135,17 +148,25 @@ private:
     friend initiation_result consume_initiation(const static_identity&, const message_initiation&,
                                                 const peer_lookup&, mono_time) noexcept;
 
-    void new_ephemeral() noexcept;
+    // One direction's handshake in progress.
+    struct half {
+        state step = state::zeroed;
+        noise::symmetric_state symmetric;
+        secret32 ephemeral_private;
+        public_key ephemeral_public{};
+        public_key remote_ephemeral{};
+        uint32_t local_index = 0;
+        uint32_t remote_index = 0;
+        void clear() noexcept;
+    };
+
+    void new_ephemeral(half& h) noexcept;
 
     const static_identity* _local;
     const peer_config* _peer;
-    state _state = state::zeroed;
-    noise::symmetric_state _symmetric;
-    secret32 _ephemeral_private;
-    public_key _ephemeral_public{};
-    public_key _remote_ephemeral{};
-    uint32_t _local_index = 0;
-    uint32_t _remote_index = 0;
+    half _initiator;
+    half _responder;
+    half* _completed = nullptr;  // the half whose last step just completed, for begin_session
     // Replay and flood protection for initiations from this peer (survive clear()).
     tai64n _latest_timestamp{};
     std::optional<mono_time> _last_initiation_consumption;
@@ -155,8 +176,8 @@ private:
 // Responder: decrypts and authenticates an initiation (whose mac1 the caller checked), finds the
 // peer, refuses a timestamp not newer than that peer's last accepted one and an initiation within
 // 1/INITIATIONS_PER_SECOND of the last accepted one (kernel semantics), then stores the state in
-// the peer's handshake (state consumed_initiation, remote index = msg.sender_index). On any
-// refusal no handshake is changed.
+// the peer's handshake's responder half (consumed_initiation, remote index = msg.sender_index);
+// an initiation of ours to that peer stays outstanding. On any refusal no handshake is changed.
 [[nodiscard]] initiation_result consume_initiation(const static_identity& local, const message_initiation& msg,
                                                    const peer_lookup& lookup, mono_time now) noexcept;
 

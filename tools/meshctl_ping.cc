@@ -205,7 +205,7 @@ void pinger::handle_handshake_datagram(std::span<const uint8_t> datagram) {
             return;
         }
         if (msg.receiver_index.get() != _hs->local_index() ||
-            _hs->current_state() != crypto::handshake::state::created_initiation) {
+            _hs->initiator_state() != crypto::handshake::state::created_initiation) {
             ++_rx.ignored;  // a late answer to an earlier attempt
             return;
         }

@@ -350,6 +350,101 @@ TEST(Handshake, RoundTripWithPsk) {
     EXPECT_FALSE(pa.send_key == ka.send_key);
 }
 
+// Both sides initiate at once (a mesh learning of a new node): each answers the other's
+// initiation and keeps its own outstanding, so both responses complete, in one round trip, and
+// each side ends with two working sessions (one per direction of initiation).
+TEST(Handshake, CrossingInitiationsBothComplete) {
+    test::test_pair pair(10, 20);
+    message_initiation init_a;
+    message_initiation init_b;
+    ASSERT_EQ(pair.a.hs->create_initiation(init_a, 101), handshake_reason::ok);
+    ASSERT_EQ(pair.b.hs->create_initiation(init_b, 201), handshake_reason::ok);
+
+    // Each consumes the other's initiation and answers it.
+    const auto ra = consume_initiation(pair.a.identity, init_b, pair.lookup_for_a(), pair.t0);
+    ASSERT_EQ(ra.reason, handshake_reason::ok);
+    ASSERT_EQ(ra.peer, pair.a.hs.get());
+    const auto rb = consume_initiation(pair.b.identity, init_a, pair.lookup_for_b(), pair.t0);
+    ASSERT_EQ(rb.reason, handshake_reason::ok);
+    EXPECT_EQ(pair.a.hs->initiator_state(), handshake::state::created_initiation);
+    EXPECT_EQ(pair.b.hs->initiator_state(), handshake::state::created_initiation);
+    message_response resp_a;  // a answers b's initiation
+    message_response resp_b;  // b answers a's initiation
+    ASSERT_EQ(pair.a.hs->create_response(resp_a, 102), handshake_reason::ok);
+    keypair a_responder;
+    ASSERT_TRUE(pair.a.hs->begin_session(a_responder, pair.t0));
+    ASSERT_EQ(pair.b.hs->create_response(resp_b, 202), handshake_reason::ok);
+    keypair b_responder;
+    ASSERT_TRUE(pair.b.hs->begin_session(b_responder, pair.t0));
+
+    // The responses still complete the initiations they answer.
+    ASSERT_EQ(pair.a.hs->consume_response(resp_b), handshake_reason::ok);
+    keypair a_initiator;
+    ASSERT_TRUE(pair.a.hs->begin_session(a_initiator, pair.t0));
+    ASSERT_EQ(pair.b.hs->consume_response(resp_a), handshake_reason::ok);
+    keypair b_initiator;
+    ASSERT_TRUE(pair.b.hs->begin_session(b_initiator, pair.t0));
+
+    EXPECT_TRUE(a_initiator.is_initiator);
+    EXPECT_FALSE(a_responder.is_initiator);
+    EXPECT_EQ(a_initiator.local_index, 101u);
+    EXPECT_EQ(a_initiator.remote_index, 202u);
+    EXPECT_EQ(b_responder.local_index, 202u);
+    EXPECT_EQ(b_responder.remote_index, 101u);
+    EXPECT_EQ(b_initiator.local_index, 201u);
+    EXPECT_EQ(b_initiator.remote_index, 102u);
+    EXPECT_EQ(pair.a.hs->current_state(), handshake::state::zeroed);
+    EXPECT_EQ(pair.b.hs->current_state(), handshake::state::zeroed);
+    expect_transport_both_ways(a_initiator, b_responder, pair.t0);
+    expect_transport_both_ways(b_initiator, a_responder, pair.t0);
+    EXPECT_FALSE(a_initiator.send_key == b_initiator.recv_key);
+}
+
+// The same crossing where both halves complete before the caller derives either session.
+TEST(Handshake, CrossingBothHalvesCompleteBeforeBeginSession) {
+    test::test_pair pair(10, 20);
+    message_initiation init_a;
+    message_initiation init_b;
+    ASSERT_EQ(pair.a.hs->create_initiation(init_a, 101), handshake_reason::ok);
+    ASSERT_EQ(pair.b.hs->create_initiation(init_b, 201), handshake_reason::ok);
+    ASSERT_EQ(consume_initiation(pair.b.identity, init_a, pair.lookup_for_b(), pair.t0).reason, handshake_reason::ok);
+    message_response resp_b;
+    ASSERT_EQ(pair.b.hs->create_response(resp_b, 202), handshake_reason::ok);
+    ASSERT_EQ(consume_initiation(pair.a.identity, init_b, pair.lookup_for_a(), pair.t0).reason, handshake_reason::ok);
+    message_response resp_a;
+    ASSERT_EQ(pair.a.hs->create_response(resp_a, 102), handshake_reason::ok);
+    ASSERT_EQ(pair.a.hs->consume_response(resp_b), handshake_reason::ok);
+    keypair first;
+    keypair second;
+    keypair none;
+    ASSERT_TRUE(pair.a.hs->begin_session(first, pair.t0));
+    ASSERT_TRUE(pair.a.hs->begin_session(second, pair.t0));
+    EXPECT_FALSE(pair.a.hs->begin_session(none, pair.t0));
+    EXPECT_TRUE(first.is_initiator);  // the step completed last comes first
+    EXPECT_FALSE(second.is_initiator);
+    EXPECT_EQ(second.local_index, 102u);
+}
+
+// A new initiation of ours replaces our old one, but not a responder half in progress.
+TEST(Handshake, NewInitiationKeepsResponderHalf) {
+    test::test_pair pair(10, 20);
+    message_initiation init_b;
+    ASSERT_EQ(pair.b.hs->create_initiation(init_b, 201), handshake_reason::ok);
+    ASSERT_EQ(consume_initiation(pair.a.identity, init_b, pair.lookup_for_a(), pair.t0).reason, handshake_reason::ok);
+    message_initiation init_a;
+    ASSERT_EQ(pair.a.hs->create_initiation(init_a, 101), handshake_reason::ok);
+    EXPECT_EQ(pair.a.hs->responder_state(), handshake::state::consumed_initiation);
+    message_response resp_a;
+    ASSERT_EQ(pair.a.hs->create_response(resp_a, 102), handshake_reason::ok);
+    ASSERT_EQ(pair.b.hs->consume_response(resp_a), handshake_reason::ok);
+    keypair ka;
+    keypair kb;
+    ASSERT_TRUE(pair.a.hs->begin_session(ka, pair.t0));
+    ASSERT_TRUE(pair.b.hs->begin_session(kb, pair.t0));
+    expect_transport_both_ways(kb, ka, pair.t0);
+    EXPECT_EQ(pair.a.hs->initiator_state(), handshake::state::created_initiation);
+}
+
 TEST(Handshake, WrongPskFailsCleanlyAndKeepsInitiation) {
     const secret32 psk_a = test::fixed_key(42);
     const secret32 psk_b = test::fixed_key(43);

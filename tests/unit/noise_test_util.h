@@ -64,6 +64,13 @@ struct test_pair {
         };
     }
 
+    // a's lookup: only b's key is known.
+    crypto::peer_lookup lookup_for_a() {
+        return [this](const crypto::public_key& key) -> crypto::handshake* {
+            return key == b.identity.static_public ? a.hs.get() : nullptr;
+        };
+    }
+
     // Full handshake; both keypairs filled. Returns false (with test failures) on any error.
     bool run_handshake(crypto::keypair& ka, crypto::keypair& kb, crypto::mono_time now, uint32_t index_a = 11,
                        uint32_t index_b = 22, const crypto::tai64n& stamp = crypto::tai64n::now()) {

@@ -324,6 +324,18 @@ void node::state::set_endpoint(peer_state& ps, const std::optional<dataplane::so
     ps.endpoint_owner = std::move(ep);
 }
 
+void node::state::forget_lanes(peer_state& ps) {
+    ps.lanes.clear();
+    if (!ps.endpoint_owner || ps.endpoint_owner->lane_count == 0) {
+        return;
+    }
+    auto ep = std::make_unique<dataplane::peer_endpoint>();
+    ep->address = ps.endpoint_owner->address;
+    ps.rt->endpoint.store(ep.get(), std::memory_order_release);
+    retired_endpoints.push_back(std::move(ps.endpoint_owner));
+    ps.endpoint_owner = std::move(ep);
+}
+
 peer_state* node::state::find(const peer_runtime* rt) {
     if (rt == nullptr || !live.contains(rt)) {
         return nullptr;

@@ -70,13 +70,17 @@ void node::state::give_up_handshake(peer_state& ps) {
 }
 
 // A session became usable for sending: flush what waited for it, or confirm it with a keepalive.
+// Lanes belong to a session: the peer's are forgotten here and used again only once it announces
+// them in this session (we ask, and announce ours), so a peer that came back as a plain WireGuard
+// with the same key is not sent mesh traffic on ports it no longer has.
 void node::state::session_ready(peer_state& ps, mono_time now) {
+    forget_lanes(ps);
     bool sent_any = false;
     while (!ps.staged.empty()) {
         sent_any = send_transport(ps, ps.staged.front(), now) || sent_any;
         ps.staged.pop_front();
     }
-    send_lanes(ps, now);
+    send_lanes(ps, now, true);
     if (!sent_any && ps.current && ps.current->keypair.is_initiator) {
         send_transport(ps, {}, now);  // key confirmation for the responder
     }

@@ -92,6 +92,9 @@ void node::state::reload() {
         if (p.meshfwd != ps.cfg.meshfwd) {
             ps.cfg.meshfwd = p.meshfwd;
             ps.rt->meshfwd.store(p.meshfwd);
+            if (!p.meshfwd) {
+                forget_lanes(ps);  // a plain peer gets no lanes, nor mesh frames
+            }
             diff = true;
         }
         const bool psk_changed = p.preshared_key.has_value() != ps.cfg.preshared_key.has_value() ||

@@ -85,7 +85,10 @@ struct peer_state {
     int64_t latest_handshake_unix = 0;
     int64_t new_handshake_trigger_ns = 0;  // last_tx_data that already triggered one
     std::unique_ptr<dataplane::peer_endpoint> endpoint_owner;  // what rt->endpoint points to
-    std::vector<uint16_t> lanes;  // the peer's announced lane ports
+    // The peer's lane ports, as it announced them in the current session: cleared at every new
+    // session and when the peer stops being a meshfwd peer, so a peer that restarts as a plain
+    // WireGuard (same key, no lanes) is never sent to ports it no longer has.
+    std::vector<uint16_t> lanes;
     mono_time lanes_asked{};      // when we last asked for them
 };
 
@@ -160,6 +163,7 @@ struct node::state {
     void send_raw(std::span<const uint8_t> bytes, const dataplane::socket_address& to, unsigned worker,
                   dataplane::socket_role role);
     void set_endpoint(peer_state& ps, const std::optional<dataplane::socket_address>& address);
+    void forget_lanes(peer_state& ps);
     void retire(std::unique_ptr<session>& s);
     void reject(std::string_view reason) { ++hs_counters.rejected[std::string(reason)]; }
 

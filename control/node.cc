@@ -242,6 +242,8 @@ void node::state::retire(std::unique_ptr<session>& s) {
 }
 
 void node::state::remove_peer(peer_state& ps) {
+    control_counters.drop(dataplane::drop_reason::peer_removed, ps.staged.size());
+    ps.staged.clear();
     retire(ps.current);
     retire(ps.previous);
     retire(ps.next);
@@ -341,7 +343,7 @@ void node::state::send_raw(std::span<const uint8_t> bytes, const dataplane::sock
     const unsigned w = worker < listen_sockets.size() ? worker : 0;
     const int fd = role == dataplane::socket_role::lane ? lane_sockets[w].fd : listen_sockets[w].fd;
     if (::sendto(fd, bytes.data(), bytes.size(), MSG_DONTWAIT, to.get(), to.length) < 0) {
-        control_counters.drop(dataplane::drop_reason::tx_error);
+        control_counters.drop(dataplane::drop_reason::control_send_error);
     }
 }
 

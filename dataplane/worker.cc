@@ -501,13 +501,13 @@ void send_udp(io_t& w, const worker_settings& s, std::span<packet*> pkts) noexce
             }
         }
         if (w.tx_free.empty()) {
-            drop_all(w, pkts.subspan(i, j - i), drop_reason::no_buffer);
+            drop_all(w, pkts.subspan(i, j - i), drop_reason::no_tx_slot);
             i = j;
             continue;
         }
         io_uring_sqe* q = w.sqe();
         if (q == nullptr) {
-            drop_all(w, pkts.subspan(i, j - i), drop_reason::tx_error);
+            drop_all(w, pkts.subspan(i, j - i), drop_reason::no_sqe);
             i = j;
             continue;
         }
@@ -542,9 +542,13 @@ void write_device(io_t& w, const worker_settings& s, std::span<packet*> pkts) no
     }
     if (!s.vnet_hdr) {
         for (std::size_t i = 0; i < pkts.size(); ++i) {
-            io_uring_sqe* q = w.tx_free.empty() ? nullptr : w.sqe();
+            if (w.tx_free.empty()) {
+                drop_all(w, pkts.subspan(i), drop_reason::no_tx_slot);
+                return;
+            }
+            io_uring_sqe* q = w.sqe();
             if (q == nullptr) {
-                drop_all(w, pkts.subspan(i), drop_reason::no_buffer);
+                drop_all(w, pkts.subspan(i), drop_reason::no_sqe);
                 return;
             }
             const uint32_t slot_index = w.tx_free.back();
@@ -563,9 +567,12 @@ void write_device(io_t& w, const worker_settings& s, std::span<packet*> pkts) no
     }
     const auto writes = w.coalescer.coalesce(std::span<const gro_packet>(w.gro_in.data(), pkts.size()));
     for (const auto& write : writes) {
-        io_uring_sqe* q = w.tx_free.empty() || write.iov_count > max_iov ? nullptr : w.sqe();
+        const drop_reason why = w.tx_free.empty()            ? drop_reason::no_tx_slot
+                                : write.iov_count > max_iov ? drop_reason::too_many_iov
+                                                            : drop_reason::no_sqe;
+        io_uring_sqe* q = why == drop_reason::no_sqe ? w.sqe() : nullptr;
         if (q == nullptr) {
-            w.ctx.counters->drop(drop_reason::no_buffer, write.iov_count);
+            w.ctx.counters->drop(why, write.iov_count);
             for (uint32_t k = 0; k < write.iov_count; ++k) {
                 w.pool.free(pkts[write.members[k]]);
             }
@@ -652,6 +659,11 @@ packet* packet_for(io_t& w, const read_buffer& from, uint8_t* at, uint32_t lengt
     return p;
 }
 
+// Why packet_for() found nothing: no view left, or (copying) no pool packet.
+drop_reason no_packet_reason(const read_buffer& from) noexcept {
+    return from.ring != nullptr ? drop_reason::no_view : drop_reason::no_packet;
+}
+
 // One device read: a single packet becomes one packet in place (or copied, without rings); a
 // TSO/USO super-packet is split into pool packets, since each segment needs its own headers.
 void on_device_read(io_t& w, const worker_settings& s, const read_buffer& from, uint32_t length) noexcept {
@@ -664,7 +676,7 @@ void on_device_read(io_t& w, const worker_settings& s, const read_buffer& from, 
         }
         packet* p = packet_for(w, from, buffer, length);
         if (p == nullptr) {
-            c.drop(drop_reason::no_buffer);
+            c.drop(no_packet_reason(from));
             return;
         }
         push_device_packet(w, s, p);
@@ -687,7 +699,7 @@ void on_device_read(io_t& w, const worker_settings& s, const read_buffer& from, 
         }
         packet* p = packet_for(w, from, ip.data(), static_cast<uint32_t>(ip.size()));
         if (p == nullptr) {
-            c.drop(drop_reason::no_buffer);
+            c.drop(no_packet_reason(from));
             return;
         }
         push_device_packet(w, s, p);
@@ -715,7 +727,7 @@ void on_device_read(io_t& w, const worker_settings& s, const read_buffer& from, 
     if (r.reason == gso_reason::ok) {
         used = r.segments;
     } else {
-        c.drop(have < needed ? drop_reason::no_buffer : drop_reason::bad_offload);
+        c.drop(have < needed ? drop_reason::no_packet : drop_reason::bad_offload);
     }
     for (std::size_t i = used; i < have; ++i) {
         w.pool.free(seg[i]);
@@ -749,7 +761,7 @@ void on_udp_receive(io_t& w, const worker_settings& s, io_t::recv_slot& slot, co
         packet* p = packet_for(w, from, from.data + offset, n);
         if (p == nullptr) {
             // This datagram and the rest of the receive.
-            c.drop(drop_reason::no_buffer, length == 0 ? 1 : (length - offset + step - 1) / step);
+            c.drop(no_packet_reason(from), length == 0 ? 1 : (length - offset + step - 1) / step);
             break;
         }
         p->remote = slot.from;
@@ -767,7 +779,7 @@ void on_udp_receive(io_t& w, const worker_settings& s, io_t::recv_slot& slot, co
 void on_tx_done(io_t& w, uint32_t slot_index, int result) noexcept {
     auto& slot = w.tx[slot_index];
     if (result < 0) {
-        w.ctx.counters->drop(drop_reason::tx_error, slot.udp ? slot.packet_count : 1);
+        w.ctx.counters->drop(slot.udp ? drop_reason::tx_error_udp : drop_reason::tx_error_device, slot.packet_count);
     }
     // A device write's iov entries may share a packet (never today, but free each once).
     packet* last = nullptr;

@@ -878,7 +878,7 @@ TEST_F(Pipeline, MailboxExhausted) {
     const auto taken_a = exhaust(a);
     drop_counts before = drops(a);
     EXPECT_TRUE(encap(a, load_all({ip_packet(overlay4(1, 1), overlay4(2, 1), 60)})).empty());
-    expect_drops(a, before, drop_reason::no_session_queue_full);
+    expect_drops(a, before, drop_reason::staged_ring_full);
     EXPECT_FALSE(a.ctx.posted);
 
     const auto taken_b = exhaust(b);
@@ -894,6 +894,17 @@ TEST_F(Pipeline, MailboxExhausted) {
     EXPECT_TRUE(decap(b, {datagram(handshake_message(a, b, crypto::spec::message_initiation_type), a.underlay)}).empty());
     EXPECT_EQ(drain(a).size(), 1u);
     EXPECT_EQ(drain(b).size(), 1u);
+}
+
+// A stage takes at most max_burst packets; the rest are freed and counted under their own reason.
+TEST_F(Pipeline, PacketsPastMaxBurstAreCountedAsBurstOverflow) {
+    [[maybe_unused]] const peer_link l = connect(a, b);
+    const std::vector<bytes> in(max_burst + 3, ip_packet(overlay4(1, 1), overlay4(2, 1), 60));
+    const drop_counts before = drops(a);
+    const std::vector<packet*> out = encap(a, load_all(in));
+    EXPECT_EQ(out.size(), max_burst);
+    expect_drops(a, before, drop_reason::burst_overflow, 3);
+    release(out);
 }
 
 TEST_F(Pipeline, MeshFrameFromMeshfwdPeerGoesToControl) {

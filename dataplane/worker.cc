@@ -31,6 +31,7 @@
 // buffer and every packet is copied out of it into a pool packet.
 #include "dataplane/worker.h"
 
+#include "crypto/messages.h"
 #include "dataplane/buffer_ring.h"
 #include "dataplane/gro.h"
 #include "dataplane/gso.h"
@@ -68,6 +69,9 @@ constexpr uint32_t ring_read_size = 65536;  // the most a read returns (past a v
 // Headroom (the WireGuard header; the virtio-net header of a device read lands at its end), the
 // read, then room for padding and the tag behind a packet encrypted in place.
 constexpr uint32_t ring_buffer_stride = packet_headroom + ring_read_size + packet_headroom;
+// So a read buffer holds any single packet or datagram of the largest MTU, as pool buffers sized
+// from the MTU do (packet_buffer_size_for).
+static_assert(ring_read_size >= crypto::limits::max_mtu + 32);
 constexpr uint16_t tun_buffer_group = 0;
 constexpr uint16_t udp_buffer_group = 1;
 // Views: one per device-read buffer, up to UDP_GRO_CNT_MAX (64) datagrams per receive buffer.
@@ -76,9 +80,6 @@ constexpr unsigned tx_slot_count = 512;
 constexpr unsigned max_iov = 128;
 constexpr unsigned max_udp_segments = 64;
 constexpr uint32_t max_gso_bytes = 65000;
-constexpr uint32_t pool_packets = 8192;
-// Room a packet needs behind its data for padding (15) and the tag (16).
-constexpr uint32_t segment_capacity = packet_data_capacity - 32;
 
 enum class op : uint64_t { tun_read = 1, udp_recv = 2, tx = 3 };
 constexpr uint32_t waiting_read_bit = 0x8000'0000u;  // in a read's tag: the source's waiting read
@@ -153,8 +154,13 @@ struct worker::io {
     std::array<gro_packet, max_burst> gro_in{};
     pipeline_context ctx;
     bool pending_submit = false;
+    // Largest IP packet a pool packet takes, leaving room for padding and the tag behind it.
+    uint32_t segment_capacity;
 
-    explicit io(uint32_t views) : pool(pool_packets, views) {}
+    // Pool buffers sized for `mtu` (packet_pool.h).
+    io(uint32_t views, uint32_t mtu)
+        : pool(pool_packets_for(packet_buffer_size_for(mtu)), views, packet_buffer_size_for(mtu)),
+          segment_capacity(pool.data_capacity() - packet_tailroom) {}
 
     ~io() {
         if (ring_ready) {
@@ -184,7 +190,8 @@ struct worker::io {
     }
 };
 
-worker::worker(const worker_settings& settings, const worker_shared& shared) : _settings(settings), _shared(shared) {}
+worker::worker(const worker_settings& settings, const worker_shared& shared)
+    : _settings(settings), _shared(shared), _box(settings.mtu) {}
 
 worker::~worker() { join(); }
 
@@ -197,7 +204,7 @@ result<void> worker::start() {
     if (_settings.provided_buffers && (rings > 32768 || !std::has_single_bit(rings))) {
         return make_error("worker " + std::to_string(_settings.id) + ": ring_buffers must be a power of two <= 32768");
     }
-    auto state = std::make_unique<io>(rings * (1 + max_gro_segments));
+    auto state = std::make_unique<io>(rings * (1 + max_gro_segments), _settings.mtu);
     state->aead = crypto::make_aead_burst(_settings.crypto);
     if (!state->aead) {
         return make_error("worker " + std::to_string(_settings.id) + ": crypto backend " +
@@ -644,7 +651,7 @@ void release_read_buffer(const read_buffer& b) noexcept {
 }
 
 // A packet for the `length` bytes at `at` inside `from`: a view into the provided buffer, or a
-// copy in a pool packet (then length <= packet_data_capacity). nullptr when none is free.
+// copy in a pool packet (then length <= pool.data_capacity()). nullptr when none is free.
 packet* packet_for(io_t& w, const read_buffer& from, uint8_t* at, uint32_t length) noexcept {
     if (from.ring != nullptr) {
         return w.pool.alloc_view(*from.ring, from.id, at, length);
@@ -670,7 +677,7 @@ void on_device_read(io_t& w, const worker_settings& s, const read_buffer& from, 
     worker_counters& c = *w.ctx.counters;
     uint8_t* buffer = from.data;
     if (!s.vnet_hdr) {
-        if (length > segment_capacity) {
+        if (length > w.segment_capacity) {
             c.drop(drop_reason::too_big);
             return;
         }
@@ -693,7 +700,7 @@ void on_device_read(io_t& w, const worker_settings& s, const read_buffer& from, 
             c.drop(drop_reason::bad_offload);
             return;
         }
-        if (ip.size() > segment_capacity) {
+        if (ip.size() > w.segment_capacity) {
             c.drop(drop_reason::too_big);
             return;
         }
@@ -721,7 +728,7 @@ void on_device_read(io_t& w, const worker_settings& s, const read_buffer& from, 
     }
     const gso_split_result r =
         have < needed ? gso_split_result{gso_reason::too_many_segments, 0}
-                      : split_super_packet(h, ip, std::span<uint8_t* const>(out.data(), have), segment_capacity,
+                      : split_super_packet(h, ip, std::span<uint8_t* const>(out.data(), have), w.segment_capacity,
                                            std::span<uint32_t>(lengths.data(), have));
     std::size_t used = 0;
     if (r.reason == gso_reason::ok) {
@@ -751,7 +758,7 @@ void on_udp_receive(io_t& w, const worker_settings& s, io_t::recv_slot& slot, co
     const uint32_t step = gro != 0 ? gro : std::max<uint32_t>(length, 1);
     for (uint32_t offset = 0; offset < length || (length == 0 && offset == 0); offset += step) {
         const uint32_t n = std::min(step, length - offset);
-        if (n > packet_data_capacity) {
+        if (n > w.pool.data_capacity()) {
             c.drop(drop_reason::too_big);
             if (length == 0) {
                 break;

@@ -6,6 +6,7 @@
 #include "control/config_reader.h"
 #include "control/config_values.h"
 #include "control/key_file.h"
+#include "crypto/messages.h"
 #include "lib/units.h"
 
 #include <yaml-cpp/eventhandler.h>
@@ -39,7 +40,7 @@ constexpr off_t max_config_size = 1 << 20;
 
 constexpr uint32_t min_mtu_v4 = 576;
 constexpr uint32_t min_mtu_v6 = 1280;
-constexpr uint32_t max_mtu = 65535;
+constexpr uint32_t max_mtu = crypto::limits::max_mtu;
 constexpr uint32_t max_batch = 256;
 constexpr std::chrono::nanoseconds max_spin = std::chrono::milliseconds(10);
 
@@ -312,7 +313,8 @@ private:
                 _mtu_set = true;
                 auto v = as_uint(n, p, min_mtu_v4, max_mtu,
                                  "576 is the smallest packet every IPv4 host must accept (RFC 791), "
-                                 "65535 the largest IP packet");
+                                 "65475 the largest whose WireGuard message (MTU + 32) fits a UDP datagram "
+                                 "over IPv4 (65535 - 20 - 8)");
                 return v ? std::optional<uint32_t>(static_cast<uint32_t>(*v)) : std::nullopt;
             });
             read(*dev, "mac_address", mesh.device.mac_address,

@@ -68,11 +68,13 @@ result<void> node::state::start() {
         return make_error(cfg.source.string() + ": mesh.device.type: tap is not supported by the data plane yet; use tun");
     }
     const uint32_t mtu = cfg.mesh.device.mtu;
-    if (mtu > dataplane::packet_data_capacity - 32) {
-        return make_error(cfg.source.string() + ": mesh.device.mtu: " + std::to_string(mtu) +
-                          " is above the largest this build carries (" +
-                          std::to_string(dataplane::packet_data_capacity - 32) + ")");
+    // The config reader refuses these already (with the line); this covers configs built in code.
+    if (mtu > crypto::limits::max_mtu) {
+        return make_error(cfg.source.string() + ": mesh.device.mtu: " + std::to_string(mtu) + " is above " +
+                          std::to_string(crypto::limits::max_mtu) +
+                          ", the largest whose WireGuard message (MTU + 32) fits a UDP datagram over IPv4");
     }
+    transport_out.resize(crypto::transport_message_size(mtu, mtu));
     if (!identity.set_private_key(cfg.node.private_key)) {
         return make_error("node.private_key_file: the private key is all zeros");
     }
@@ -242,6 +244,8 @@ void node::state::retire(std::unique_ptr<session>& s) {
 }
 
 void node::state::remove_peer(peer_state& ps) {
+    control_counters.drop(dataplane::drop_reason::peer_removed, ps.staged.size());
+    ps.staged.clear();
     retire(ps.current);
     retire(ps.previous);
     retire(ps.next);
@@ -353,24 +357,35 @@ void node::state::send_raw(std::span<const uint8_t> bytes, const dataplane::sock
     const unsigned w = worker < listen_sockets.size() ? worker : 0;
     const int fd = role == dataplane::socket_role::lane ? lane_sockets[w].fd : listen_sockets[w].fd;
     if (::sendto(fd, bytes.data(), bytes.size(), MSG_DONTWAIT, to.get(), to.length) < 0) {
-        control_counters.drop(dataplane::drop_reason::tx_error);
+        control_counters.drop(dataplane::drop_reason::control_send_error);
     }
 }
 
 bool node::state::send_transport(peer_state& ps, std::span<const uint8_t> payload, mono_time now) {
     session* s = ps.current.get();
     const dataplane::peer_endpoint* ep = ps.endpoint_owner.get();
-    if (s == nullptr || ep == nullptr) {
+    // A payload that cannot go is a lost packet or frame (a keepalive that cannot go is none).
+    const auto lost = [&](dataplane::drop_reason why) {
+        if (!payload.empty()) {
+            control_counters.drop(why);
+        }
         return false;
+    };
+    if (ep == nullptr) {
+        return lost(dataplane::drop_reason::no_endpoint);
     }
-    std::array<uint8_t, 2048> out{};
-    const auto r = crypto::encapsulate(s->keypair, payload, out, now, cfg.mesh.device.mtu);
+    if (s == nullptr) {
+        return lost(dataplane::drop_reason::expired_keypair);
+    }
+    const auto r = crypto::encapsulate(s->keypair, payload, transport_out, now, cfg.mesh.device.mtu);
     if (r.reason != crypto::transport_reason::ok) {
         if (r.reason == crypto::transport_reason::expired || r.reason == crypto::transport_reason::counter_exhausted) {
             ps.rt->rekey_wanted.store(true);
+            return lost(dataplane::drop_reason::expired_keypair);
         }
-        return false;
+        return lost(dataplane::drop_reason::too_big);
     }
+    const std::span<const uint8_t> out(transport_out);
     send_raw({out.data(), r.size}, ep->address, 0, dataplane::socket_role::listen);
     auto& pc = ps.rt->counters[control_block()];
     pc.tx_packets.add(1);

@@ -57,7 +57,7 @@ void node::state::send_initiation(peer_state& ps, mono_time now, bool retry) {
 void node::state::give_up_handshake(peer_state& ps) {
     spdlog::info("peer {}: no handshake after {} initiations; dropping {} staged packet(s)",
                  crypto::key_to_base64(ps.cfg.public_key), ps.attempts + 1, ps.staged.size());
-    control_counters.drop(dataplane::drop_reason::no_session_queue_full, ps.staged.size());
+    control_counters.drop(dataplane::drop_reason::handshake_gave_up, ps.staged.size());
     ps.staged.clear();
     ps.hs->clear();  // its ephemeral key is of no more use: a late response finds no pending index
     ps.handshaking = false;

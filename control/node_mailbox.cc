@@ -80,7 +80,11 @@ void node::state::handle(dataplane::mailbox_message& m) {
     }
     peer_state* ps = find(m.peer);
     if (ps == nullptr) {
-        return;  // removed meanwhile
+        // Removed meanwhile: a packet or frame for it is lost (a notice is not).
+        if (m.kind == dataplane::mailbox_kind::staged_packet || m.kind == dataplane::mailbox_kind::mesh_frame) {
+            control_counters.drop(dataplane::drop_reason::peer_removed);
+        }
+        return;
     }
     switch (m.kind) {
     case dataplane::mailbox_kind::staged_packet: handle_staged(*ps, {m.payload, m.length}, now); break;

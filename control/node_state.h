@@ -126,6 +126,8 @@ struct node::state {
     dataplane::worker_counters control_counters;  // drops the control thread counts
     std::string aead_name;
     std::vector<ip_prefix> device_routes;
+    // send_transport's output: one transport message of a packet up to the device MTU.
+    std::vector<uint8_t> transport_out;
 
     state(config c, node_options o) : cfg(std::move(c)), options(std::move(o)) {}
     ~state();

@@ -116,6 +116,16 @@ namespace limits {
 
 // Largest transport payload we encapsulate/decapsulate in one message (a UDP datagram).
 inline constexpr std::size_t max_transport_payload = 65535 - 16 - 16;
+// Largest UDP payload over IPv4: 65535 - 20 (IPv4 header) - 8 (UDP header). IPv6 allows 65527.
+inline constexpr std::size_t max_udp_payload_v4 = 65535 - 20 - 8;
+// Largest device MTU meshfwd accepts (mesh.device.mtu; the config reader, --check and the node
+// all use this one constant): a packet of exactly the MTU becomes a transport message of 16
+// (header) + MTU + 16 (tag) bytes, since padding never goes past the MTU, and that message must
+// fit one UDP datagram over IPv4. 65475. (wireguard-go caps its MTU at MaxContentSize = 65535 -
+// 32 = 65503, whose largest messages fit no UDP datagram on either IP version; the kernel module
+// allows still more. Both work with meshfwd at any MTU up to this one.)
+inline constexpr std::size_t max_mtu = max_udp_payload_v4 - 16 - 16;
+static_assert(max_mtu == 65475);
 // Most counters one reserve() call hands out (a worker's burst).
 inline constexpr uint64_t max_counter_reservation = 4096;
 

@@ -15,22 +15,32 @@ namespace meshfwd::dataplane {
 #define MESHFWD_DROP_REASONS(X)                                                                   \
     X(no_route, "no peer's allowed IPs contain the destination")                                  \
     X(no_endpoint, "the peer has no known endpoint to send to")                                   \
-    X(no_session_queue_full, "no session yet and the peer's staging queue is full")               \
+    X(no_session_queue_full, "no session yet and the peer's staging queue was full (oldest dropped)") \
+    X(staged_ring_full, "no session yet and no free mailbox message to hand the packet to control") \
+    X(handshake_gave_up, "staged packet dropped: no handshake completed within REKEY_ATTEMPT_TIME") \
+    X(peer_removed, "staged packet or message for a peer that a reload removed meanwhile")        \
     X(not_ip, "not an IPv4/IPv6 packet (from the device), or a mesh frame from a plain peer")     \
     X(too_big, "larger than the device MTU or a buffer")                                          \
     X(bad_offload, "malformed offload (virtio-net) header or super-packet from the device")       \
     X(unknown_index, "transport message for a receiver index we do not have")                    \
     X(bad_auth, "transport message did not authenticate")                                        \
     X(replay, "transport counter already seen or below the replay window")                        \
-    X(expired_keypair, "transport message for a keypair past REJECT_AFTER_TIME or its counter limit") \
+    X(expired_keypair, "keypair past REJECT_AFTER_TIME or its counter limit (received, or sent by control)") \
     X(bad_source, "decrypted packet's source is not in the sending peer's allowed IPs")            \
     X(bad_message, "datagram is no WireGuard message (unknown type, wrong size)")                  \
     X(bad_mac1, "handshake message with a wrong mac1 (not for us)")                                \
-    X(ring_full, "the ring to the control thread was full")                                       \
+    X(ring_full, "no free mailbox message for a handshake, mesh frame or notice to control")      \
     X(rate_limited, "handshake message refused by the rate limiter under load")                   \
-    X(no_buffer, "no free packet (pool or views) or send slot")                                   \
+    X(no_packet, "the worker's packet pool was empty (a copy, or a TSO/USO segment)")             \
+    X(no_view, "no free packet view of a receive buffer")                                         \
+    X(no_tx_slot, "all of the worker's send/write slots were in flight")                          \
+    X(no_sqe, "the io_uring submission queue stayed full")                                        \
+    X(too_many_iov, "a coalesced device write had more pieces than a write slot holds")           \
+    X(burst_overflow, "a burst stage was handed more than max_burst packets")                     \
     X(no_rx_buffer, "a read found its receive buffer ring empty (the data waited in the kernel)") \
-    X(tx_error, "the kernel refused a send or device write")                                      \
+    X(tx_error_udp, "the kernel refused a worker's UDP send (counted per datagram)")              \
+    X(tx_error_device, "the kernel refused a device write (counted per packet)")                  \
+    X(control_send_error, "the kernel refused a control-thread send (handshake, keepalive, staged packet)") \
     X(rx_error, "a receive or device read failed")
 MESHFWD_DEFINE_REASONS(drop_reason, MESHFWD_DROP_REASONS)
 

@@ -20,9 +20,31 @@ namespace meshfwd::dataplane {
 
 // virtio-net header (10) + WireGuard transport header (16), rounded up to a cache line.
 inline constexpr uint32_t packet_headroom = 64;
+// Room a packet needs behind its data: padding (at most 15) and the Poly1305 tag (16).
+inline constexpr uint32_t packet_tailroom = 32;
+// The smallest (and default) buffer: MTUs up to 1952 (2048 - 64 - 32), the usual ones, fit.
 inline constexpr uint32_t packet_buffer_size = 2048;
-// Bytes behind the headroom: a whole IP packet up to the MTU, padding and the tag.
+// Bytes behind the headroom of such a buffer: an IP packet up to the MTU, padding and the tag.
 inline constexpr uint32_t packet_data_capacity = packet_buffer_size - packet_headroom;
+
+// Buffer bytes for packets up to `mtu`: headroom, the packet, padding and tag, in whole KiB, and
+// never below packet_buffer_size (so default MTUs keep their 2 KiB buffers). 9000 -> 9 KiB.
+[[nodiscard]] constexpr uint32_t packet_buffer_size_for(uint32_t mtu) noexcept {
+    const uint64_t need = uint64_t{packet_headroom} + mtu + packet_tailroom;
+    const uint64_t rounded = (need + 1023) / 1024 * 1024;
+    return static_cast<uint32_t>(rounded < packet_buffer_size ? packet_buffer_size : rounded);
+}
+
+// Packets with buffers in one worker's pool: as many as the default pool's memory holds (8192 x
+// 2 KiB = 16 MiB), so a jumbo MTU does not multiply it, but at least 512 (a full burst of 256 in
+// the pipeline plus as many in send slots). 2 KiB -> 8192, 9 KiB -> 1820, 64 KiB -> 512 (33 MiB).
+inline constexpr uint32_t default_pool_packets = 8192;
+inline constexpr uint32_t min_pool_packets = 512;
+[[nodiscard]] constexpr uint32_t pool_packets_for(uint32_t buffer_size) noexcept {
+    const uint64_t budget = uint64_t{default_pool_packets} * packet_buffer_size;
+    const uint64_t n = budget / (buffer_size == 0 ? 1 : buffer_size);
+    return static_cast<uint32_t>(n < min_pool_packets ? min_pool_packets : n > default_pool_packets ? default_pool_packets : n);
+}
 
 struct packet {
     uint8_t* data = nullptr;  // current contents (IP packet, or WireGuard message)
@@ -41,7 +63,7 @@ struct packet {
 
     // The packet's own buffer (not for views).
     [[nodiscard]] uint8_t* buffer_start() noexcept { return base; }
-    [[nodiscard]] uint8_t* buffer_end() noexcept { return base + packet_buffer_size; }
+    [[nodiscard]] uint8_t* buffer_end() noexcept { return base + buffer_size; }
     // Fresh pipeline state; data at the end of the headroom (a view sets its own).
     void reset() noexcept {
         data = base != nullptr ? base + packet_headroom : nullptr;
@@ -51,12 +73,14 @@ struct packet {
         role = socket_role::listen;
     }
     uint8_t* base = nullptr;
+    uint32_t buffer_size = 0;  // bytes at base (the pool's buffer size; 0 for views)
 };
 
 class packet_pool {
 public:
-    // `count` packets with buffers and `view_count` views.
-    explicit packet_pool(uint32_t count, uint32_t view_count = 0);
+    // `count` packets with buffers of `buffer_size` bytes (> packet_headroom + packet_tailroom;
+    // packet_buffer_size_for(mtu)) and `view_count` views.
+    explicit packet_pool(uint32_t count, uint32_t view_count = 0, uint32_t buffer_size = packet_buffer_size);
     packet_pool(const packet_pool&) = delete;
     packet_pool& operator=(const packet_pool&) = delete;
 
@@ -97,6 +121,9 @@ public:
         p->ring = nullptr;
         _free_views[_free_view_count++] = p->index - _size;
     }
+    // Bytes of each packet's buffer, and how many of them lie behind the headroom.
+    [[nodiscard]] uint32_t buffer_size() const noexcept { return _buffer_size; }
+    [[nodiscard]] uint32_t data_capacity() const noexcept { return _buffer_size - packet_headroom; }
     // Packets with buffers: free and all.
     [[nodiscard]] uint32_t available() const noexcept { return _free_count; }
     [[nodiscard]] uint32_t size() const noexcept { return _size; }
@@ -111,6 +138,7 @@ private:
     std::unique_ptr<uint8_t, slab_free> _slab;
     std::vector<packet> _packets;
     uint32_t _size;  // packets with buffers: _packets[0, _size); views after them
+    uint32_t _buffer_size;
     std::vector<uint32_t> _free;
     uint32_t _free_count = 0;
     std::vector<uint32_t> _free_views;

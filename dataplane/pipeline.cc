@@ -24,13 +24,13 @@ void drop(pipeline_context& ctx, packet* p, drop_reason why) noexcept {
 // Copies the packet into a mailbox message for the control thread and frees the packet.
 void hand_to_control(pipeline_context& ctx, packet* p, mailbox_kind kind, peer_runtime* peer,
                      session* sess = nullptr) noexcept {
-    if (p->length > mailbox_payload_capacity) {
+    if (p->length > ctx.box->max_payload()) {
         drop(ctx, p, drop_reason::too_big);
         return;
     }
-    mailbox_message* m = ctx.box->acquire();
+    mailbox_message* m = ctx.box->acquire(p->length);
     if (m == nullptr) {
-        drop(ctx, p, kind == mailbox_kind::staged_packet ? drop_reason::no_session_queue_full : drop_reason::ring_full);
+        drop(ctx, p, kind == mailbox_kind::staged_packet ? drop_reason::staged_ring_full : drop_reason::ring_full);
         return;
     }
     m->kind = kind;
@@ -134,7 +134,7 @@ uint32_t flow_hash(std::span<const uint8_t> ip) noexcept {
 // Callers pass at most max_burst packets; anything beyond is dropped (counted), never leaked.
 static void drop_excess(pipeline_context& ctx, std::span<packet*> packets) noexcept {
     for (std::size_t i = max_burst; i < packets.size(); ++i) {
-        drop(ctx, packets[i], drop_reason::no_buffer);
+        drop(ctx, packets[i], drop_reason::burst_overflow);
     }
 }
 

@@ -56,7 +56,7 @@ struct pipeline_context {
 // so every packet not returned has been freed (a view's buffer reference dropped) by the time
 // these return.
 //
-// Encrypts what can be sent now (at most max_burst packets; more are dropped as no_buffer). On
+// Encrypts what can be sent now (at most max_burst packets; more are dropped as burst_overflow). On
 // return packets[0, n) are transport messages (data, length, remote, role set) to transmit; every
 // other packet was freed, handed to the control thread, or counted as a drop. Needs
 // packet_headroom bytes in front of each packet's data and 31 behind it (padding and tag).

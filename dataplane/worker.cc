@@ -31,6 +31,7 @@
 // buffer and every packet is copied out of it into a pool packet.
 #include "dataplane/worker.h"
 
+#include "crypto/messages.h"
 #include "dataplane/buffer_ring.h"
 #include "dataplane/gro.h"
 #include "dataplane/gso.h"
@@ -68,6 +69,9 @@ constexpr uint32_t ring_read_size = 65536;  // the most a read returns (past a v
 // Headroom (the WireGuard header; the virtio-net header of a device read lands at its end), the
 // read, then room for padding and the tag behind a packet encrypted in place.
 constexpr uint32_t ring_buffer_stride = packet_headroom + ring_read_size + packet_headroom;
+// So a read buffer holds any single packet or datagram of the largest MTU, as pool buffers sized
+// from the MTU do (packet_buffer_size_for).
+static_assert(ring_read_size >= crypto::limits::max_mtu + 32);
 constexpr uint16_t tun_buffer_group = 0;
 constexpr uint16_t udp_buffer_group = 1;
 // Views: one per device-read buffer, up to UDP_GRO_CNT_MAX (64) datagrams per receive buffer.
@@ -76,9 +80,6 @@ constexpr unsigned tx_slot_count = 512;
 constexpr unsigned max_iov = 128;
 constexpr unsigned max_udp_segments = 64;
 constexpr uint32_t max_gso_bytes = 65000;
-constexpr uint32_t pool_packets = 8192;
-// Room a packet needs behind its data for padding (15) and the tag (16).
-constexpr uint32_t segment_capacity = packet_data_capacity - 32;
 
 enum class op : uint64_t { tun_read = 1, udp_recv = 2, tx = 3 };
 constexpr uint32_t waiting_read_bit = 0x8000'0000u;  // in a read's tag: the source's waiting read
@@ -153,8 +154,13 @@ struct worker::io {
     std::array<gro_packet, max_burst> gro_in{};
     pipeline_context ctx;
     bool pending_submit = false;
+    // Largest IP packet a pool packet takes, leaving room for padding and the tag behind it.
+    uint32_t segment_capacity;
 
-    explicit io(uint32_t views) : pool(pool_packets, views) {}
+    // Pool buffers sized for `mtu` (packet_pool.h).
+    io(uint32_t views, uint32_t mtu)
+        : pool(pool_packets_for(packet_buffer_size_for(mtu)), views, packet_buffer_size_for(mtu)),
+          segment_capacity(pool.data_capacity() - packet_tailroom) {}
 
     ~io() {
         if (ring_ready) {
@@ -184,7 +190,8 @@ struct worker::io {
     }
 };
 
-worker::worker(const worker_settings& settings, const worker_shared& shared) : _settings(settings), _shared(shared) {}
+worker::worker(const worker_settings& settings, const worker_shared& shared)
+    : _settings(settings), _shared(shared), _box(settings.mtu) {}
 
 worker::~worker() { join(); }
 
@@ -197,7 +204,7 @@ result<void> worker::start() {
     if (_settings.provided_buffers && (rings > 32768 || !std::has_single_bit(rings))) {
         return make_error("worker " + std::to_string(_settings.id) + ": ring_buffers must be a power of two <= 32768");
     }
-    auto state = std::make_unique<io>(rings * (1 + max_gro_segments));
+    auto state = std::make_unique<io>(rings * (1 + max_gro_segments), _settings.mtu);
     state->aead = crypto::make_aead_burst(_settings.crypto);
     if (!state->aead) {
         return make_error("worker " + std::to_string(_settings.id) + ": crypto backend " +
@@ -501,13 +508,13 @@ void send_udp(io_t& w, const worker_settings& s, std::span<packet*> pkts) noexce
             }
         }
         if (w.tx_free.empty()) {
-            drop_all(w, pkts.subspan(i, j - i), drop_reason::no_buffer);
+            drop_all(w, pkts.subspan(i, j - i), drop_reason::no_tx_slot);
             i = j;
             continue;
         }
         io_uring_sqe* q = w.sqe();
         if (q == nullptr) {
-            drop_all(w, pkts.subspan(i, j - i), drop_reason::tx_error);
+            drop_all(w, pkts.subspan(i, j - i), drop_reason::no_sqe);
             i = j;
             continue;
         }
@@ -542,9 +549,13 @@ void write_device(io_t& w, const worker_settings& s, std::span<packet*> pkts) no
     }
     if (!s.vnet_hdr) {
         for (std::size_t i = 0; i < pkts.size(); ++i) {
-            io_uring_sqe* q = w.tx_free.empty() ? nullptr : w.sqe();
+            if (w.tx_free.empty()) {
+                drop_all(w, pkts.subspan(i), drop_reason::no_tx_slot);
+                return;
+            }
+            io_uring_sqe* q = w.sqe();
             if (q == nullptr) {
-                drop_all(w, pkts.subspan(i), drop_reason::no_buffer);
+                drop_all(w, pkts.subspan(i), drop_reason::no_sqe);
                 return;
             }
             const uint32_t slot_index = w.tx_free.back();
@@ -563,9 +574,12 @@ void write_device(io_t& w, const worker_settings& s, std::span<packet*> pkts) no
     }
     const auto writes = w.coalescer.coalesce(std::span<const gro_packet>(w.gro_in.data(), pkts.size()));
     for (const auto& write : writes) {
-        io_uring_sqe* q = w.tx_free.empty() || write.iov_count > max_iov ? nullptr : w.sqe();
+        const drop_reason why = w.tx_free.empty()            ? drop_reason::no_tx_slot
+                                : write.iov_count > max_iov ? drop_reason::too_many_iov
+                                                            : drop_reason::no_sqe;
+        io_uring_sqe* q = why == drop_reason::no_sqe ? w.sqe() : nullptr;
         if (q == nullptr) {
-            w.ctx.counters->drop(drop_reason::no_buffer, write.iov_count);
+            w.ctx.counters->drop(why, write.iov_count);
             for (uint32_t k = 0; k < write.iov_count; ++k) {
                 w.pool.free(pkts[write.members[k]]);
             }
@@ -637,7 +651,7 @@ void release_read_buffer(const read_buffer& b) noexcept {
 }
 
 // A packet for the `length` bytes at `at` inside `from`: a view into the provided buffer, or a
-// copy in a pool packet (then length <= packet_data_capacity). nullptr when none is free.
+// copy in a pool packet (then length <= pool.data_capacity()). nullptr when none is free.
 packet* packet_for(io_t& w, const read_buffer& from, uint8_t* at, uint32_t length) noexcept {
     if (from.ring != nullptr) {
         return w.pool.alloc_view(*from.ring, from.id, at, length);
@@ -652,19 +666,24 @@ packet* packet_for(io_t& w, const read_buffer& from, uint8_t* at, uint32_t lengt
     return p;
 }
 
+// Why packet_for() found nothing: no view left, or (copying) no pool packet.
+drop_reason no_packet_reason(const read_buffer& from) noexcept {
+    return from.ring != nullptr ? drop_reason::no_view : drop_reason::no_packet;
+}
+
 // One device read: a single packet becomes one packet in place (or copied, without rings); a
 // TSO/USO super-packet is split into pool packets, since each segment needs its own headers.
 void on_device_read(io_t& w, const worker_settings& s, const read_buffer& from, uint32_t length) noexcept {
     worker_counters& c = *w.ctx.counters;
     uint8_t* buffer = from.data;
     if (!s.vnet_hdr) {
-        if (length > segment_capacity) {
+        if (length > w.segment_capacity) {
             c.drop(drop_reason::too_big);
             return;
         }
         packet* p = packet_for(w, from, buffer, length);
         if (p == nullptr) {
-            c.drop(drop_reason::no_buffer);
+            c.drop(no_packet_reason(from));
             return;
         }
         push_device_packet(w, s, p);
@@ -681,13 +700,13 @@ void on_device_read(io_t& w, const worker_settings& s, const read_buffer& from, 
             c.drop(drop_reason::bad_offload);
             return;
         }
-        if (ip.size() > segment_capacity) {
+        if (ip.size() > w.segment_capacity) {
             c.drop(drop_reason::too_big);
             return;
         }
         packet* p = packet_for(w, from, ip.data(), static_cast<uint32_t>(ip.size()));
         if (p == nullptr) {
-            c.drop(drop_reason::no_buffer);
+            c.drop(no_packet_reason(from));
             return;
         }
         push_device_packet(w, s, p);
@@ -709,13 +728,13 @@ void on_device_read(io_t& w, const worker_settings& s, const read_buffer& from, 
     }
     const gso_split_result r =
         have < needed ? gso_split_result{gso_reason::too_many_segments, 0}
-                      : split_super_packet(h, ip, std::span<uint8_t* const>(out.data(), have), segment_capacity,
+                      : split_super_packet(h, ip, std::span<uint8_t* const>(out.data(), have), w.segment_capacity,
                                            std::span<uint32_t>(lengths.data(), have));
     std::size_t used = 0;
     if (r.reason == gso_reason::ok) {
         used = r.segments;
     } else {
-        c.drop(have < needed ? drop_reason::no_buffer : drop_reason::bad_offload);
+        c.drop(have < needed ? drop_reason::no_packet : drop_reason::bad_offload);
     }
     for (std::size_t i = used; i < have; ++i) {
         w.pool.free(seg[i]);
@@ -739,7 +758,7 @@ void on_udp_receive(io_t& w, const worker_settings& s, io_t::recv_slot& slot, co
     const uint32_t step = gro != 0 ? gro : std::max<uint32_t>(length, 1);
     for (uint32_t offset = 0; offset < length || (length == 0 && offset == 0); offset += step) {
         const uint32_t n = std::min(step, length - offset);
-        if (n > packet_data_capacity) {
+        if (n > w.pool.data_capacity()) {
             c.drop(drop_reason::too_big);
             if (length == 0) {
                 break;
@@ -749,7 +768,7 @@ void on_udp_receive(io_t& w, const worker_settings& s, io_t::recv_slot& slot, co
         packet* p = packet_for(w, from, from.data + offset, n);
         if (p == nullptr) {
             // This datagram and the rest of the receive.
-            c.drop(drop_reason::no_buffer, length == 0 ? 1 : (length - offset + step - 1) / step);
+            c.drop(no_packet_reason(from), length == 0 ? 1 : (length - offset + step - 1) / step);
             break;
         }
         p->remote = slot.from;
@@ -767,7 +786,7 @@ void on_udp_receive(io_t& w, const worker_settings& s, io_t::recv_slot& slot, co
 void on_tx_done(io_t& w, uint32_t slot_index, int result) noexcept {
     auto& slot = w.tx[slot_index];
     if (result < 0) {
-        w.ctx.counters->drop(drop_reason::tx_error, slot.udp ? slot.packet_count : 1);
+        w.ctx.counters->drop(slot.udp ? drop_reason::tx_error_udp : drop_reason::tx_error_device, slot.packet_count);
     }
     // A device write's iov entries may share a packet (never today, but free each once).
     packet* last = nullptr;

@@ -133,7 +133,8 @@ bad endpoint_port "6:15: peers[0].endpoint: " <<<"${node_yaml}peers:
   - public_key: $(random_key)
     endpoint: 192.0.2.1:70000
     allowed_ips: []"
-bad mtu_range "6:10: mesh.device.mtu: 100 is out of range 576..65535" "RFC 791" <<<"${node_yaml}mesh:"$'\n  device:\n    mtu: 100'
+bad mtu_range "6:10: mesh.device.mtu: 100 is out of range 576..65475" "RFC 791" <<<"${node_yaml}mesh:"$'\n  device:\n    mtu: 100'
+bad mtu_above_udp "6:10: mesh.device.mtu: 65476 is out of range 576..65475" "fits a UDP datagram" <<<"${node_yaml}mesh:"$'\n  device:\n    mtu: 65476'
 bad device_type "6:11: mesh.device.type: unknown value 'tan'; valid values: tun, tap" <<<"${node_yaml}mesh:"$'\n  device:\n    type: tan'
 bad batch_range "5:10: dataplane.batch: 300 is out of range 1..256" <<<"${node_yaml}dataplane:"$'\n  batch: 300'
 bad poll_enum "5:9: dataplane.poll: unknown value 'spin'; valid values: adaptive, busy" <<<"${node_yaml}dataplane:"$'\n  poll: spin'

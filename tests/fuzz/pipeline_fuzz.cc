@@ -144,7 +144,7 @@ struct state {
     }
     void drain() {
         while (mailbox_message* m = box.receive()) {
-            if (m->length > mailbox_payload_capacity) {
+            if (m->length > box.max_payload()) {
                 __builtin_trap();
             }
             box.release(m);

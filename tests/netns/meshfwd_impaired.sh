@@ -11,7 +11,7 @@
 #   TCP receiver 10.100.0.1:5201  <---------------------------  TCP sender, 50 MB
 #
 # nftables sees a UDP GSO super-packet as one packet before it is segmented, so on b's output a
-# drop loses a whole batch (bursty loss; b counts those datagrams as tx_error), per datagram
+# drop loses a whole batch (bursty loss; b counts those datagrams as tx_error_udp), per datagram
 # elsewhere. Both peers are plain WireGuard (meshfwd: false): one 5-tuple, all through the relay.
 # Checks: the transfer completes within 120 s with a matching sha256; on both nodes the drop
 # counters show replay == 0 (reordering inside the 8128-packet window must be accepted) and

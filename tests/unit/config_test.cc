@@ -409,9 +409,18 @@ TEST_F(config_value_test, ports_out_of_range) {
 }
 
 TEST_F(config_value_test, mtu_range_is_explained) {
-    EXPECT_TRUE(has_line(errors_with("mesh:\n  device:\n    mtu: 500\n"), "6:10: mesh.device.mtu: 500 is out of range 576..65535",
+    EXPECT_TRUE(has_line(errors_with("mesh:\n  device:\n    mtu: 500\n"), "6:10: mesh.device.mtu: 500 is out of range 576..65475",
                          "RFC 791"));
     EXPECT_TRUE(has_line(errors_with("mesh:\n  device:\n    mtu: 70000\n"), "6:10: mesh.device.mtu: 70000 is out of range"));
+    // The largest MTU whose transport messages fit a UDP datagram over IPv4 (crypto::limits::max_mtu).
+    EXPECT_TRUE(has_line(errors_with("mesh:\n  device:\n    mtu: 65476\n"),
+                         "6:10: mesh.device.mtu: 65476 is out of range 576..65475", "fits a UDP datagram"));
+    for (const char* mtu : {"9000", "65475"}) {
+        const auto ok = load(std::string("node:\n  private_key_file: a.key\n  address: 10.100.0.1/16\nmesh:\n  device:\n    mtu: ") +
+                             mtu + "\n");
+        ASSERT_TRUE(ok.ok()) << mtu << ": " << ok.error_message();
+        EXPECT_EQ(std::to_string(ok->mesh.device.mtu), mtu);
+    }
     // An overlay carrying IPv6 needs 1280.
     const std::string key = new_public_key();
     EXPECT_TRUE(has_line(errors_with("mesh:\n  device:\n    mtu: 1000\npeers:\n  - public_key: " + key +

@@ -2,8 +2,12 @@
 // that keep their buffer referenced until freed (the buffer goes back to its ring with the last).
 #include "dataplane/packet_pool.h"
 
+#include "crypto/messages.h"
+
 #include <gtest/gtest.h>
 
+#include <cstddef>
+#include <cstring>
 #include <vector>
 
 namespace meshfwd::dataplane {
@@ -25,6 +29,49 @@ TEST(PacketPool, BufferPacketsHaveHeadroomAndComeBack) {
     EXPECT_EQ(pool.available(), 4u);
     EXPECT_EQ(pool.view_count(), 0u);
     EXPECT_EQ(pool.views_available(), 0u);
+}
+
+// Buffers follow the MTU: the usual MTUs keep 2 KiB (and the pool its 8192 packets, 16 MiB);
+// larger ones get whole KiB with room for headroom, the packet, padding and tag, and the pool
+// keeps its memory (not below 512 packets).
+TEST(PacketPool, BufferSizeFollowsTheMtu) {
+    EXPECT_EQ(packet_buffer_size_for(576), 2048u);
+    EXPECT_EQ(packet_buffer_size_for(1420), 2048u);
+    EXPECT_EQ(packet_buffer_size_for(1952), 2048u);  // 64 + 1952 + 32: the old fixed limit
+    EXPECT_EQ(packet_buffer_size_for(1953), 3072u);
+    EXPECT_EQ(packet_buffer_size_for(9000), 9216u);
+    EXPECT_EQ(packet_buffer_size_for(crypto::limits::max_mtu), 66560u);
+    for (const uint32_t mtu : {576u, 1420u, 1500u, 1952u, 1953u, 4000u, 9000u, 16384u, 65475u}) {
+        const uint32_t size = packet_buffer_size_for(mtu);
+        EXPECT_GE(size, packet_headroom + mtu + packet_tailroom) << mtu;
+        EXPECT_EQ(size % 1024, 0u) << mtu;
+    }
+    EXPECT_EQ(pool_packets_for(2048), 8192u);
+    EXPECT_EQ(pool_packets_for(9216), 1820u);
+    EXPECT_EQ(pool_packets_for(66560), 512u);
+}
+
+TEST(PacketPool, JumboBuffersDoNotOverlap) {
+    const uint32_t size = packet_buffer_size_for(9000);
+    packet_pool pool(3, 0, size);
+    EXPECT_EQ(pool.buffer_size(), size);
+    EXPECT_EQ(pool.data_capacity(), size - packet_headroom);
+    std::vector<packet*> got;
+    while (packet* p = pool.alloc()) {
+        EXPECT_EQ(p->buffer_end() - p->buffer_start(), static_cast<std::ptrdiff_t>(size));
+        std::memset(p->data, static_cast<int>(got.size() + 1), pool.data_capacity());  // ASan: inside
+        got.push_back(p);
+    }
+    ASSERT_EQ(got.size(), 3u);
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(got[i]->data[pool.data_capacity() - 1], static_cast<uint8_t>(i + 1));
+        for (std::size_t j = i + 1; j < got.size(); ++j) {
+            EXPECT_TRUE(got[i]->buffer_end() <= got[j]->buffer_start() || got[j]->buffer_end() <= got[i]->buffer_start());
+        }
+    }
+    for (packet* p : got) {
+        pool.free(p);
+    }
 }
 
 TEST(PacketPool, ViewsHoldTheirBufferUntilTheLastIsFreed) {

@@ -112,8 +112,9 @@ bytes contents(const packet* p) { return bytes(p->data, p->data + p->length); }
 // One meshfwd node as one worker sees it: identity, receiver-index table, peers, snapshot,
 // mailbox and counters. Owns everything the snapshot points to.
 struct node {
-    node(uint8_t id_, socket_address underlay_, crypto::mono_time now, packet_pool& pool, crypto::aead_burst* aead)
-        : id(id_), underlay(underlay_) {
+    node(uint8_t id_, socket_address underlay_, crypto::mono_time now, packet_pool& pool, crypto::aead_burst* aead,
+         uint32_t node_mtu = mtu)
+        : id(id_), underlay(underlay_), box(node_mtu) {
         EXPECT_TRUE(identity.set_private_key(test_key(1000u + id)));
         cookies = std::make_unique<crypto::cookie_checker>(identity, now);
         ctx.worker = this_worker;
@@ -124,7 +125,7 @@ struct node {
         ctx.pool = &pool;
         ctx.box = &box;
         ctx.counters = &counters;
-        ctx.mtu = mtu;
+        ctx.mtu = node_mtu;
         ctx.now = now;
         ctx.now_ns = ns_of(now);
     }
@@ -872,13 +873,113 @@ TEST_F(Pipeline, HandshakeMessagesGoToControlWithSource) {
     expect_no_drops(b);
 }
 
+// Packets up to the MTU are staged whole: past the small messages' 1920 bytes up to 1952 (what a
+// 2 KiB buffer carries), and with a 9000-byte MTU up to 9000 (in large messages); one byte more is
+// too big.
+TEST_F(Pipeline, StagesPacketsUpToTheMtu) {
+    for (const uint32_t node_mtu : {1952u, 9000u}) {
+        SCOPED_TRACE(node_mtu);
+        packet_pool own(4, 0, packet_buffer_size_for(node_mtu));
+        node n(static_cast<uint8_t>(4 + node_mtu % 7), udp("192.0.2.4", wg_port), now, own, aead.get(), node_mtu);
+        const peer_link l = connect(n, b);
+        l.peer_at_x->current.store(nullptr);
+        std::vector<bytes> want;
+        std::vector<packet*> burst;
+        for (const uint32_t len : {1921u, node_mtu - 1000, node_mtu, node_mtu + 1}) {
+            const bytes p = ip_packet(overlay4(n.id, 1), overlay4(2, 1), len, 17, 1000, 2000, len);
+            packet* q = own.alloc();
+            ASSERT_NE(q, nullptr);
+            ASSERT_LE(p.size(), own.data_capacity());
+            std::memcpy(q->data, p.data(), p.size());
+            q->length = len;
+            burst.push_back(q);
+            if (len <= node_mtu) {
+                want.push_back(p);
+            }
+        }
+        const drop_counts before = drops(n);
+        EXPECT_TRUE(encap(n, burst).empty());
+        expect_drops(n, before, drop_reason::too_big, 1);
+        const auto got = drain(n);
+        ASSERT_EQ(got.size(), want.size());
+        for (std::size_t i = 0; i < got.size(); ++i) {
+            EXPECT_EQ(got[i].kind, mailbox_kind::staged_packet);
+            EXPECT_EQ(got[i].payload, want[i]) << want[i].size();
+        }
+        EXPECT_EQ(own.available(), own.size());
+    }
+}
+
+// The large messages (jumbo MTUs) run out on their own: a big staged packet is then counted as
+// staged_ring_full while small ones still go through.
+TEST_F(Pipeline, LargeMailboxMessagesRunOutSeparately) {
+    packet_pool own(4, 0, packet_buffer_size_for(9000));
+    node n(9, udp("192.0.2.9", wg_port), now, own, aead.get(), 9000);
+    const peer_link l = connect(n, b);
+    l.peer_at_x->current.store(nullptr);
+    std::vector<mailbox_message*> taken;
+    while (mailbox_message* m = n.box.acquire(9000)) {
+        taken.push_back(m);
+    }
+    EXPECT_EQ(taken.size(), mailbox::large_capacity);
+    const auto stage = [&](uint32_t len) {
+        const bytes p = ip_packet(overlay4(9, 1), overlay4(2, 1), len);
+        packet* q = own.alloc();
+        std::memcpy(q->data, p.data(), p.size());
+        q->length = len;
+        return encap(n, {q}).empty();
+    };
+    drop_counts before = drops(n);
+    EXPECT_TRUE(stage(8000));
+    expect_drops(n, before, drop_reason::staged_ring_full);
+    before = drops(n);
+    EXPECT_TRUE(stage(1000));
+    expect_drops(n, before, drop_reason::too_big, 0);
+    ASSERT_EQ(drain(n).size(), 1u);
+    give_back(n, taken);
+    EXPECT_TRUE(stage(8000));
+    const auto got = drain(n);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].payload.size(), 8000u);
+    EXPECT_EQ(own.available(), own.size());
+}
+
+TEST(Mailbox, LargeMessagesOnlyWhenTheMtuNeedsThem) {
+    mailbox usual(1420);
+    EXPECT_EQ(usual.max_payload(), mailbox_small_payload);
+    EXPECT_EQ(usual.acquire(mailbox_small_payload + 1), nullptr);
+    mailbox jumbo(9000);
+    EXPECT_GE(jumbo.max_payload(), 9000u);
+    EXPECT_EQ(jumbo.acquire(jumbo.max_payload() + 1), nullptr);
+    mailbox_message* big = jumbo.acquire(9000);
+    ASSERT_NE(big, nullptr);
+    EXPECT_TRUE(big->large());
+    mailbox_message* small = jumbo.acquire(100);
+    ASSERT_NE(small, nullptr);
+    EXPECT_FALSE(small->large());
+    std::memset(big->payload, 0xab, 9000);  // (ASan) the whole payload is the message's own
+    // Through the control thread and back to the list each came from.
+    jumbo.post(big);
+    jumbo.post(small);
+    EXPECT_EQ(jumbo.receive(), big);
+    EXPECT_EQ(jumbo.receive(), small);
+    jumbo.release(big);
+    jumbo.release(small);
+    std::vector<mailbox_message*> all_large;
+    while (mailbox_message* m = jumbo.acquire(jumbo.max_payload())) {
+        EXPECT_TRUE(m->large());
+        all_large.push_back(m);
+    }
+    EXPECT_EQ(all_large.size(), mailbox::large_capacity);
+}
+
 TEST_F(Pipeline, MailboxExhausted) {
     const peer_link l = connect(a, b);
     l.peer_at_x->current.store(nullptr);
     const auto taken_a = exhaust(a);
     drop_counts before = drops(a);
     EXPECT_TRUE(encap(a, load_all({ip_packet(overlay4(1, 1), overlay4(2, 1), 60)})).empty());
-    expect_drops(a, before, drop_reason::no_session_queue_full);
+    expect_drops(a, before, drop_reason::staged_ring_full);
     EXPECT_FALSE(a.ctx.posted);
 
     const auto taken_b = exhaust(b);
@@ -894,6 +995,17 @@ TEST_F(Pipeline, MailboxExhausted) {
     EXPECT_TRUE(decap(b, {datagram(handshake_message(a, b, crypto::spec::message_initiation_type), a.underlay)}).empty());
     EXPECT_EQ(drain(a).size(), 1u);
     EXPECT_EQ(drain(b).size(), 1u);
+}
+
+// A stage takes at most max_burst packets; the rest are freed and counted under their own reason.
+TEST_F(Pipeline, PacketsPastMaxBurstAreCountedAsBurstOverflow) {
+    [[maybe_unused]] const peer_link l = connect(a, b);
+    const std::vector<bytes> in(max_burst + 3, ip_packet(overlay4(1, 1), overlay4(2, 1), 60));
+    const drop_counts before = drops(a);
+    const std::vector<packet*> out = encap(a, load_all(in));
+    EXPECT_EQ(out.size(), max_burst);
+    expect_drops(a, before, drop_reason::burst_overflow, 3);
+    release(out);
 }
 
 TEST_F(Pipeline, MeshFrameFromMeshfwdPeerGoesToControl) {

@@ -5,7 +5,7 @@
 // finished sends/writes); cut device reads into packets (virtio-net: checksum completion or
 // TSO/USO split) and UDP receives into datagrams (UDP_GRO: split by segment size); run the two
 // pipeline stages in bursts of `batch`; queue UDP sends (grouped for UDP_SEGMENT) and device
-// writes (TCP segments coalesced for the device, gro.h); start read rounds; one submit.
+// writes (TCP segments, and UDP datagrams where the device takes USO, coalesced for it, gro.h); start read rounds; one submit.
 //
 // Reads: each source (the TUN queue, the listen socket, the lane socket) has at most one read
 // waiting for data at a time. When it completes, the worker reads on in rounds of non-blocking
@@ -74,6 +74,8 @@ constexpr uint16_t udp_buffer_group = 1;
 constexpr uint32_t max_gro_segments = 64;
 constexpr unsigned tx_slot_count = 512;
 constexpr unsigned max_iov = 128;
+// A coalesced device write has one iovec per packet in it.
+static_assert(tcp_coalescer::default_max_segments <= max_iov);
 constexpr unsigned max_udp_segments = 64;
 constexpr uint32_t max_gso_bytes = 65000;
 constexpr uint32_t pool_packets = 8192;
@@ -135,7 +137,7 @@ struct worker::io {
     bool taskrun_flag = false;      // the kernel flags pending completions in the SQ ring
     packet_pool pool;
     std::unique_ptr<crypto::aead_burst> aead;
-    tcp_coalescer coalescer{max_burst};
+    tcp_coalescer coalescer{max_burst, tcp_coalescer::default_max_segments};
     // Provided buffer rings (both or neither); without them, `large` holds the slots' buffers.
     std::unique_ptr<buffer_ring> tun_ring;
     std::unique_ptr<buffer_ring> udp_ring;
@@ -222,6 +224,7 @@ result<void> worker::start() {
         state->tx_free.push_back(tx_slot_count - 1 - i);
     }
     state->coalescer.set_enabled(_settings.vnet_hdr);
+    state->coalescer.set_udp(_settings.vnet_hdr && _settings.tun_uso);
     auto& ctx = state->ctx;
     ctx.worker = _settings.id;
     ctx.sessions = _shared.sessions;

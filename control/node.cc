@@ -136,12 +136,17 @@ result<void> node::state::start() {
     const char* no_pbuf = std::getenv("MESHFWD_NO_PBUF");
     const bool provided_buffers = no_pbuf == nullptr || *no_pbuf == '\0' || std::string_view(no_pbuf) == "0";
     const char* pbuf_buffers = std::getenv("MESHFWD_PBUF_BUFFERS");
+    // MESHFWD_NO_USO=1: UDP written to the device one datagram a write even where it takes USO
+    // (to compare, or should a kernel mishandle it).
+    const char* no_uso = std::getenv("MESHFWD_NO_USO");
+    const bool uso_writes = tun->offloads().uso && (no_uso == nullptr || *no_uso == '\0' || std::string_view(no_uso) == "0");
     for (unsigned i = 0; i < n_workers; ++i) {
         dataplane::worker_settings ws;
         ws.id = i;
         ws.cpu = options.cores[i];
         ws.tun_fd = tun->queue_fd(i);
         ws.vnet_hdr = tun->vnet_hdr();
+        ws.tun_uso = uso_writes;
         ws.listen_fd = listen_sockets[i].fd;
         ws.lane_fd = lane_sockets[i].fd;
         ws.udp_gso = listen_sockets[i].gso && lane_sockets[i].gso;

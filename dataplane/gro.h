@@ -1,6 +1,9 @@
 // TUN offload output: coalesces a burst of decrypted TCP packets into GSO super-packets (one
 // TUN write each, IFF_VNET_HDR with TUN_F_TSO4/TSO6 offered), so the kernel's stack handles one
-// big skb instead of dozens. Everything else passes through as its own write.
+// big skb instead of dozens; and UDP datagrams likewise into USO super-packets (gso_type
+// UDP_L4) where the device took TUN_F_USO4/USO6 (Linux 6.2+: an older kernel refuses UDP_L4
+// writes, so set_udp(true) only then). Everything else (ICMP, fragments ...) passes through as
+// its own write.
 //
 // Pipeline position: worker rx path  ... → decrypt → replay → source check
 //                                     → tcp_coalescer::coalesce → TUN tx burst (writev per write).
@@ -15,7 +18,12 @@
 //   hop limit. Same addresses and ports, same ack, same TCP header length, reserved bits and
 //   option bytes; flags exactly ACK, PSH allowed on the packet that ends a group; seq continues
 //   the group; payload > 0 and at most the first's (gso_size); a shorter one ends the group;
-//   total IP length <= 65535. Trailing bytes past the IP length (e.g. WireGuard's zero padding,
+//   total IP length <= 65535; at most max_segments packets (the worker's iovec array).
+//   UDP (Linux udp_gro_receive_segment, wireguard-go's udpPacketsCanCoalesce): the same IP rules
+//   except that IPv4 ids may be anything when DF is set (the kernel's USO numbers them first + i,
+//   RFC 6864: meaningless for atomic datagrams) and must be consecutive otherwise; same addresses
+//   and ports; UDP length == IP payload length; payload > 0 and all equal to the first's
+//   (gso_size), except a shorter one, which ends the group. Trailing bytes past the IP length (e.g. WireGuard's zero padding,
 //   if the decrypt stage left it) are left out of a coalesced write.
 // Checksums are NOT verified before merging (Linux GRO relies on the NIC or stack having checked
 // them): these packets were authenticated by the peer's AEAD, so a bad checksum is the peer's
@@ -40,8 +48,11 @@ struct gro_packet {
 
 class tcp_coalescer {
 public:
-    // Preallocates everything for bursts of up to max_burst packets (max_burst >= 1).
-    explicit tcp_coalescer(std::size_t max_burst);
+    // Preallocates everything for bursts of up to max_burst packets (max_burst >= 1). A write
+    // merges at most max_segments packets (>= 1): one iovec each, and the kernel takes at most
+    // UDP_MAX_SEGMENTS segments in a UDP GSO packet (64 on older kernels, later 128).
+    explicit tcp_coalescer(std::size_t max_burst, uint32_t max_segments = default_max_segments);
+    static constexpr uint32_t default_max_segments = 64;
     tcp_coalescer(const tcp_coalescer&) = delete;
     tcp_coalescer& operator=(const tcp_coalescer&) = delete;
 
@@ -60,8 +71,8 @@ public:
     // Groups the first min(burst.size(), max_burst()) packets into writes, ordered by their
     // first packet; every packet is in exactly one write, and packets of one flow keep their
     // order. Rewrites the first packet's headers of each merged group (IPv4 total length and
-    // header checksum or IPv6 payload length; TCP PSH if any merged packet had it; TCP checksum
-    // = pseudo-header sum for NEEDS_CSUM). The result is valid until the next call. Callers pass
+    // header checksum or IPv6 payload length; TCP PSH if any merged packet had it; UDP length;
+    // TCP/UDP checksum = pseudo-header sum for NEEDS_CSUM). The result is valid until the next call. Callers pass
     // at most max_burst() packets; consumed() says how many the last call took.
     [[nodiscard]] std::span<const tun_write> coalesce(std::span<const gro_packet> burst) noexcept;
 
@@ -70,6 +81,10 @@ public:
     // Disabled: every packet becomes its own write (for peers or devices without TSO, tests).
     void set_enabled(bool on) noexcept { _enabled = on; }
     [[nodiscard]] bool enabled() const noexcept { return _enabled; }
+    // UDP merged too (USO writes); off by default: only for a device that took TUN_F_USO4|6.
+    void set_udp(bool on) noexcept { _udp = on; }
+    [[nodiscard]] bool udp() const noexcept { return _udp; }
+    [[nodiscard]] uint32_t max_segments() const noexcept { return _max_segments; }
 
 private:
     // A write under construction: one packet, or a group of one flow's segments.
@@ -84,7 +99,8 @@ private:
         uint16_t first_id;   // IPv4 id of the first packet
         uint8_t ip_len;
         uint8_t tcp_len;
-        uint8_t id_mode;  // 0: one packet so far, 1: ids increment, 2: ids fixed (DF)
+        uint8_t id_mode;  // 0: one packet so far, 1: ids increment, 2: ids fixed (DF, TCP), 3: any (DF, UDP)
+        uint8_t proto;    // 6 or 17 (merged or flow_only groups)
         bool v6;
         bool open;  // may take more packets
         bool psh;
@@ -100,8 +116,10 @@ private:
     };
 
     std::size_t _max_burst;
+    uint32_t _max_segments;
     std::size_t _consumed = 0;
     bool _enabled = true;
+    bool _udp = false;
     uint32_t _epoch = 0;
     uint32_t _slot_mask;
     std::vector<group> _groups;

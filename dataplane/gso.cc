@@ -146,29 +146,34 @@ gso_reason complete_checksum(const vnet_header& h, std::span<uint8_t> packet) no
     return gso_reason::ok;
 }
 
-gso_split_result split_super_packet(const vnet_header& h, std::span<const uint8_t> packet,
-                                    std::span<uint8_t* const> out, uint32_t segment_capacity,
-                                    std::span<uint32_t> lengths) noexcept {
+gso_split_result split_super_packet_from(const vnet_header& h, std::span<const uint8_t> packet,
+                                         uint32_t first_segment, std::span<uint8_t* const> out,
+                                         uint32_t segment_capacity, std::span<uint32_t> lengths) noexcept {
     const uint8_t type = h.gso_type & static_cast<uint8_t>(~vnet::gso_ecn);
     if (type != vnet::gso_tcpv4 && type != vnet::gso_tcpv6 && type != vnet::gso_udp_l4) {
-        return {gso_reason::unsupported_gso_type, 0};
+        return {gso_reason::unsupported_gso_type, 0, 0};
     }
     if (h.gso_size == 0) {
-        return {gso_reason::bad_gso_size, 0};
+        return {gso_reason::bad_gso_size, 0, 0};
     }
     layout lay{};
     if (const gso_reason r = parse_layout(type, packet, lay); r != gso_reason::ok) {
-        return {r, 0};
+        return {r, 0, 0};
     }
     const uint32_t hdrs = lay.ip_len + lay.l4_len;
     const uint32_t payload = static_cast<uint32_t>(packet.size()) - hdrs;
     const uint32_t mss = h.gso_size;
     const uint32_t n = payload <= mss ? 1u : (payload + mss - 1) / mss;
-    if (n > out.size() || n > lengths.size()) {
-        return {gso_reason::too_many_segments, n};
-    }
     if (hdrs + std::min(payload, mss) > segment_capacity) {
-        return {gso_reason::segment_too_large, 0};
+        return {gso_reason::segment_too_large, 0, 0};
+    }
+    if (first_segment >= n) {
+        return {gso_reason::ok, 0, n};
+    }
+    const uint32_t room = static_cast<uint32_t>(std::min(out.size(), lengths.size()));
+    const uint32_t count = std::min(room, n - first_segment);
+    if (count == 0) {
+        return {gso_reason::too_many_segments, n - first_segment, n};
     }
 
     const uint8_t* src = packet.data();
@@ -180,12 +185,13 @@ gso_split_result split_super_packet(const vnet_header& h, std::span<const uint8_
     const uint32_t first_seq = lay.protocol == proto_tcp ? load_be32(&src[lay.ip_len + 4]) : 0;
     const uint8_t tcp_flags = lay.protocol == proto_tcp ? src[lay.ip_len + 13] : 0;
 
-    for (uint32_t i = 0; i < n; ++i) {
+    for (uint32_t k = 0; k < count; ++k) {
+        const uint32_t i = first_segment + k;  // the segment's place in the whole
         const uint32_t off = i * mss;
         const uint32_t len = std::min(mss, payload - std::min(payload, off));
         const uint32_t l4_total = lay.l4_len + len;
         const uint32_t seg_len = hdrs + len;
-        uint8_t* d = out[i];
+        uint8_t* d = out[k];
         std::memcpy(d, src, hdrs);
         std::memcpy(d + hdrs, src + hdrs + off, len);
 
@@ -219,9 +225,23 @@ gso_split_result split_super_packet(const vnet_header& h, std::span<const uint8_
         sum = checksum_add({l4, lay.l4_len}, sum);  // l4_len is even (8 or a multiple of 4)
         sum = checksum_add({d + hdrs, len}, sum);
         store_be16(csum_at, checksum_finish(sum));
-        lengths[i] = seg_len;
+        lengths[k] = seg_len;
     }
-    return {gso_reason::ok, n};
+    return {gso_reason::ok, count, n};
+}
+
+gso_split_result split_super_packet(const vnet_header& h, std::span<const uint8_t> packet,
+                                    std::span<uint8_t* const> out, uint32_t segment_capacity,
+                                    std::span<uint32_t> lengths) noexcept {
+    // Size the output first so that a refusal writes nothing: the partial split would start.
+    const gso_split_result need = split_super_packet_from(h, packet, ~0u, {}, segment_capacity, {});
+    if (need.reason != gso_reason::ok) {
+        return need;
+    }
+    if (need.total > out.size() || need.total > lengths.size()) {
+        return {gso_reason::too_many_segments, need.total, need.total};
+    }
+    return split_super_packet_from(h, packet, 0, out, segment_capacity, lengths);
 }
 
 }  // namespace meshfwd::dataplane

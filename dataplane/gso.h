@@ -72,8 +72,11 @@ void write_vnet_header(const vnet_header& h, std::span<uint8_t, virtio_net_hdr_s
 
 struct gso_split_result {
     gso_reason reason;
-    // ok: segments written. too_many_segments: segments needed. Otherwise 0.
+    // ok: segments written by this call. too_many_segments (split_super_packet only): segments
+    // needed. Otherwise 0.
     uint32_t segments;
+    // ok or too_many_segments: segments the whole super-packet gives. Otherwise 0.
+    uint32_t total;
 };
 
 // For gso_type TCPV4 / TCPV6 (either may carry the ECN flag) / UDP_L4: writes segment i as a
@@ -82,11 +85,24 @@ struct gso_split_result {
 // (first id + i) and header checksum, or IPv6 payload length, fixed; TCP seq += i * gso_size,
 // FIN/PSH kept only on the last segment and CWR only on the first; UDP length; full L4 checksum.
 // A payload of at most gso_size (even 0) gives one segment. Checks everything before writing:
-// on any reason other than ok nothing was written that the caller may use.
+// on any reason other than ok nothing was written that the caller may use. All segments must
+// fit `out` and `lengths` (too_many_segments otherwise); split_super_packet_from does a part.
 // Limits: IPv4 needs IHL >= 5, total length == packet size, no fragment bits; IPv6 needs next
 // header TCP/UDP directly (extension headers are refused) and payload length == size - 40.
 [[nodiscard]] gso_split_result split_super_packet(const vnet_header& h, std::span<const uint8_t> packet,
                                                   std::span<uint8_t* const> out, uint32_t segment_capacity,
                                                   std::span<uint32_t> lengths) noexcept;
+
+// The same in parts, for callers with fewer output buffers than segments (a 64 KiB super-packet
+// of MSS 88 gives 745): writes segments first_segment, first_segment + 1, ... into out[0],
+// out[1], ... for as many as fit min(out.size(), lengths.size()), each exactly as
+// split_super_packet writes it (ids, sequence numbers and flags of its place in the whole).
+// Returns ok with `segments` written (0 once first_segment >= total) and `total`; the caller
+// goes on from first_segment + segments until total. too_many_segments when no buffer was
+// given but segments are left; other reasons as split_super_packet, for every part alike.
+[[nodiscard]] gso_split_result split_super_packet_from(const vnet_header& h, std::span<const uint8_t> packet,
+                                                       uint32_t first_segment, std::span<uint8_t* const> out,
+                                                       uint32_t segment_capacity,
+                                                       std::span<uint32_t> lengths) noexcept;
 
 }  // namespace meshfwd::dataplane

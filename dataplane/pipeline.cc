@@ -106,11 +106,15 @@ uint32_t flow_hash(std::span<const uint8_t> ip) noexcept {
     const unsigned version = p[0] >> 4;
     uint32_t a = 0, b = 0, ports_a = 0, ports_b = 0, proto = 0;
     std::size_t l4 = 0;
+    bool fragment = false;
     if (version == 4 && ip.size() >= 20) {
         std::memcpy(&a, p + 12, 4);
         std::memcpy(&b, p + 16, 4);
         proto = p[9];
         l4 = static_cast<std::size_t>(p[0] & 0x0f) * 4;
+        // MF or an offset: only the first fragment has ports, so no fragment may use them, or
+        // one datagram's fragments would take different lanes (and arrive reordered).
+        fragment = (load_be16(p + 6) & 0x3fffu) != 0;
     } else if (version == 6 && ip.size() >= 40) {
         uint32_t w[8];
         std::memcpy(w, p + 8, 32);
@@ -121,7 +125,9 @@ uint32_t flow_hash(std::span<const uint8_t> ip) noexcept {
     } else {
         return 0;
     }
-    if ((proto == 6 || proto == 17) && ip.size() >= l4 + 4) {
+    // IPv6: a Fragment header (44), like any extension header, leaves proto != TCP/UDP, so all
+    // fragments of a datagram hash alike (by addresses and 44).
+    if ((proto == 6 || proto == 17) && !fragment && ip.size() >= l4 + 4) {
         ports_a = load_be16(p + l4);
         ports_b = load_be16(p + l4 + 2);
     }

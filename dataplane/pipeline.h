@@ -66,8 +66,10 @@ struct pipeline_context {
 // the device; everything else was freed, handed to the control thread, or counted as a drop.
 [[nodiscard]] std::size_t decapsulate_burst(pipeline_context& ctx, std::span<packet*> packets) noexcept;
 
-// Symmetric hash of an IP packet's addresses and (TCP/UDP) ports: both directions of a flow give
-// the same value, so a flow's packets always take the same lane.
+// Symmetric hash of an IP packet's addresses, protocol and (TCP/UDP) ports: both directions of a
+// flow give the same value, so a flow's packets always take the same lane. IP fragments (IPv4 MF
+// or fragment offset, the first fragment too; IPv6 with a Fragment header) hash without ports,
+// so all fragments of one datagram take the same lane.
 [[nodiscard]] uint32_t flow_hash(std::span<const uint8_t> ip_packet) noexcept;
 
 // Bytes of padding WireGuard adds to a payload of `length` under `mtu` (0: no MTU), exactly as

@@ -5,7 +5,7 @@
 // finished sends/writes); cut device reads into packets (virtio-net: checksum completion or
 // TSO/USO split) and UDP receives into datagrams (UDP_GRO: split by segment size); run the two
 // pipeline stages in bursts of `batch`; queue UDP sends (grouped for UDP_SEGMENT) and device
-// writes (TCP segments coalesced for the device, gro.h); start read rounds; one submit.
+// writes (TCP segments, and UDP datagrams where the device takes USO, coalesced for it, gro.h); start read rounds; one submit.
 //
 // Reads: each source (the TUN queue, the listen socket, the lane socket) has at most one read
 // waiting for data at a time. When it completes, the worker reads on in rounds of non-blocking
@@ -78,6 +78,8 @@ constexpr uint16_t udp_buffer_group = 1;
 constexpr uint32_t max_gro_segments = 64;
 constexpr unsigned tx_slot_count = 512;
 constexpr unsigned max_iov = 128;
+// A coalesced device write has one iovec per packet in it.
+static_assert(tcp_coalescer::default_max_segments <= max_iov);
 constexpr unsigned max_udp_segments = 64;
 constexpr uint32_t max_gso_bytes = 65000;
 
@@ -136,7 +138,7 @@ struct worker::io {
     bool taskrun_flag = false;      // the kernel flags pending completions in the SQ ring
     packet_pool pool;
     std::unique_ptr<crypto::aead_burst> aead;
-    tcp_coalescer coalescer{max_burst};
+    tcp_coalescer coalescer{max_burst, tcp_coalescer::default_max_segments};
     // Provided buffer rings (both or neither); without them, `large` holds the slots' buffers.
     std::unique_ptr<buffer_ring> tun_ring;
     std::unique_ptr<buffer_ring> udp_ring;
@@ -229,6 +231,7 @@ result<void> worker::start() {
         state->tx_free.push_back(tx_slot_count - 1 - i);
     }
     state->coalescer.set_enabled(_settings.vnet_hdr);
+    state->coalescer.set_udp(_settings.vnet_hdr && _settings.tun_uso);
     auto& ctx = state->ctx;
     ctx.worker = _settings.id;
     ctx.sessions = _shared.sessions;
@@ -712,36 +715,51 @@ void on_device_read(io_t& w, const worker_settings& s, const read_buffer& from, 
         push_device_packet(w, s, p);
         return;
     }
-    // A TSO/USO super-packet: split into MTU-sized IP packets, each in its own buffer.
-    constexpr std::size_t max_segments = 128;
-    const std::size_t needed = h.gso_size == 0 ? 1 : std::min<std::size_t>(ip.size() / h.gso_size + 1, max_segments);
-    std::array<packet*, max_segments> seg{};
-    std::array<uint8_t*, max_segments> out{};
-    std::array<uint32_t, max_segments> lengths{};
-    std::size_t have = 0;
-    for (; have < needed; ++have) {
-        seg[have] = w.pool.alloc();
-        if (seg[have] == nullptr) {
-            break;
+    // A TSO/USO super-packet: split into MTU-sized IP packets, each in its own buffer, in parts
+    // of up to split_chunk segments (a 64 KiB packet of a small MSS has hundreds; each part
+    // goes into the burst, which flushes at `batch`, before the next is split).
+    constexpr uint32_t split_chunk = 128;
+    std::array<packet*, split_chunk> seg{};
+    std::array<uint8_t*, split_chunk> out{};
+    std::array<uint32_t, split_chunk> lengths{};
+    // Until the first part says: an upper bound (every segment carries at least one byte).
+    uint32_t total = h.gso_size == 0 ? 1 : static_cast<uint32_t>(ip.size() / h.gso_size + 1);
+    uint32_t done = 0;
+    while (done < total) {
+        const uint32_t want = std::min(split_chunk, total - done);
+        uint32_t have = 0;
+        for (; have < want; ++have) {
+            seg[have] = w.pool.alloc();
+            if (seg[have] == nullptr) {
+                break;
+            }
+            out[have] = seg[have]->data;
         }
-        out[have] = seg[have]->data;
-    }
-    const gso_split_result r =
-        have < needed ? gso_split_result{gso_reason::too_many_segments, 0}
-                      : split_super_packet(h, ip, std::span<uint8_t* const>(out.data(), have), w.segment_capacity,
-                                           std::span<uint32_t>(lengths.data(), have));
-    std::size_t used = 0;
-    if (r.reason == gso_reason::ok) {
-        used = r.segments;
-    } else {
-        c.drop(have < needed ? drop_reason::no_packet : drop_reason::bad_offload);
-    }
-    for (std::size_t i = used; i < have; ++i) {
-        w.pool.free(seg[i]);
-    }
-    for (std::size_t i = 0; i < used; ++i) {
-        seg[i]->length = lengths[i];
-        push_device_packet(w, s, seg[i]);
+        const gso_split_result r =
+            have == 0 ? gso_split_result{gso_reason::too_many_segments, 0, 0}
+                      : split_super_packet_from(h, ip, done, std::span<uint8_t* const>(out.data(), have),
+                                                w.segment_capacity, std::span<uint32_t>(lengths.data(), have));
+        const uint32_t used = r.reason == gso_reason::ok ? r.segments : 0;
+        for (uint32_t i = used; i < have; ++i) {
+            w.pool.free(seg[i]);
+        }
+        if (have == 0) {
+            c.drop(drop_reason::no_packet, total - done);  // the rest (an upper bound before the first part)
+            return;
+        }
+        if (r.reason != gso_reason::ok) {
+            c.drop(drop_reason::bad_offload);  // only the first part can fail: nothing was sent
+            return;
+        }
+        total = r.total;
+        if (used == 0) {
+            return;  // cannot happen while done < total; never spin
+        }
+        done += used;
+        for (uint32_t i = 0; i < used; ++i) {
+            seg[i]->length = lengths[i];
+            push_device_packet(w, s, seg[i]);
+        }
     }
 }
 

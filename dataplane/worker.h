@@ -32,6 +32,9 @@ struct worker_settings {
     unsigned cpu = 0;
     int tun_fd = -1;
     bool vnet_hdr = false;
+    // The device took TUN_F_USO4|USO6 (Linux 6.2+), so it also takes UDP_L4 super-packets:
+    // consecutive datagrams of one flow are written as one (gro.h). Needs vnet_hdr.
+    bool tun_uso = false;
     int listen_fd = -1;
     int lane_fd = -1;
     bool udp_gso = false;

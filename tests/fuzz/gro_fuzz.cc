@@ -1,8 +1,9 @@
 // Fuzz target: arbitrary bytes cut into a burst of packets (each prefixed by a 2-byte big-endian
-// length, clipped to what is left) and coalesced. Beyond "no crash": every packet is in exactly
-// one write, in burst order within it; a lone packet is written as it came behind a zero
-// header; a merged write splits back (split_super_packet) into one segment per packet carrying
-// that packet's TCP sequence number and payload.
+// length, clipped to what is left) and coalesced, TCP only or (input size % 3 == 0) UDP too.
+// Beyond "no crash": every packet is in exactly one write, in burst order within it, at most
+// max_segments a write; a lone packet is written as it came behind a zero header; a merged
+// write splits back (split_super_packet) into one segment per packet carrying that packet's
+// ports, TCP sequence number and payload.
 #include "dataplane/checksum.h"
 #include "dataplane/gro.h"
 #include "dataplane/gso.h"
@@ -19,9 +20,10 @@ namespace {
 using namespace meshfwd::dataplane;
 
 constexpr std::size_t max_burst = 64;
+constexpr uint32_t max_segments = 16;  // under the burst, so the cap is reached
 
 struct state {
-    tcp_coalescer coalescer{max_burst};
+    tcp_coalescer coalescer{max_burst, max_segments};
     std::vector<std::vector<uint8_t>> bufs = std::vector<std::vector<uint8_t>>(max_burst);
     std::vector<std::vector<uint8_t>> originals = std::vector<std::vector<uint8_t>>(max_burst);
     std::vector<gro_packet> burst;
@@ -66,11 +68,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         at += len;
     }
     s.coalescer.set_enabled(size % 7 != 0);
+    s.coalescer.set_udp(size % 3 == 0);
     const auto writes = s.coalescer.coalesce(s.burst);
 
     std::array<int, max_burst> seen{};
     for (const auto& w : writes) {
-        if (w.iov_count == 0) {
+        if (w.iov_count == 0 || w.iov_count > max_segments) {
             __builtin_trap();
         }
         int last = -1;
@@ -100,6 +103,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             }
             continue;
         }
+        const bool udp = h.gso_type == vnet::gso_udp_l4;
+        if (udp && !s.coalescer.udp()) {
+            __builtin_trap();
+        }
         const auto r = split_super_packet(h, pkt, s.seg_ptrs, 65600, s.seg_len);
         if (r.reason != gso_reason::ok || r.segments != w.iov_count) {
             __builtin_trap();
@@ -108,10 +115,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             const std::vector<uint8_t>& o = s.originals[static_cast<std::size_t>(owner(s, w.iov[k]))];
             const uint8_t* d = s.seg_ptrs[k];
             const std::size_t ip_len = (d[0] >> 4) == 6 ? 40 : 20;
-            const std::size_t hdrs = ip_len + (d[ip_len + 12] >> 4) * 4u;
+            const std::size_t hdrs = ip_len + (udp ? 8u : (d[ip_len + 12] >> 4) * 4u);
             const std::size_t payload = s.seg_len[k] - hdrs;
             if (o.size() < hdrs + payload || std::memcmp(d + hdrs, o.data() + hdrs, payload) != 0 ||
-                load_be32(d + ip_len + 4) != load_be32(o.data() + ip_len + 4) ||
+                (!udp && load_be32(d + ip_len + 4) != load_be32(o.data() + ip_len + 4)) ||
+                (udp && load_be16(o.data() + ip_len + 4) != 8 + payload) ||
                 std::memcmp(d + ip_len, o.data() + ip_len, 4) != 0) {
                 __builtin_trap();
             }

@@ -1,7 +1,7 @@
 // Fuzz target: arbitrary bytes as a 10-byte virtio-net header plus the packet a TUN read gives,
 // into complete_checksum (on a copy) and split_super_packet. Beyond "no crash", every split that
 // succeeds must give segments that fit their buffers, carry valid IPv4 header and L4 checksums,
-// and together hold exactly the original payload.
+// and together hold exactly the original payload; split in parts of a few buffers, the same.
 #include "dataplane/checksum.h"
 #include "dataplane/gso.h"
 
@@ -36,13 +36,15 @@ struct state {
     }
 };
 
-void check_segments(const vnet_header& h, std::span<const uint8_t> packet, std::span<uint8_t* const> out,
-                    uint32_t capacity, const uint32_t* lengths, uint32_t n) {
+// Checks segments [first, first + n) of a split, lying in out[0, n); `payload_total` is the
+// payload of the segments before them (in: where theirs starts; out: where the next starts).
+// Returns the header length.
+std::size_t check_part(const vnet_header& h, std::span<const uint8_t> packet, std::span<uint8_t* const> out,
+                       uint32_t capacity, const uint32_t* lengths, uint32_t n, std::size_t& payload_total) {
     if (n == 0 || n > out.size()) {
         __builtin_trap();
     }
     const bool tcp = (h.gso_type & 0x7f) != vnet::gso_udp_l4;
-    std::size_t payload_total = 0;
     std::size_t hdrs = 0;
     for (uint32_t i = 0; i < n; ++i) {
         const uint8_t* d = out[i];
@@ -70,11 +72,47 @@ void check_segments(const vnet_header& h, std::span<const uint8_t> packet, std::
         if (checksum_fold(sum) != 0xffff) {
             __builtin_trap();
         }
-        if (std::memcmp(d + hdrs, packet.data() + hdrs + payload_total, len - hdrs) != 0) {
+        if (hdrs + payload_total + (len - hdrs) > packet.size() ||
+            std::memcmp(d + hdrs, packet.data() + hdrs + payload_total, len - hdrs) != 0) {
             __builtin_trap();
         }
         payload_total += len - hdrs;
     }
+    return hdrs;
+}
+
+void check_segments(const vnet_header& h, std::span<const uint8_t> packet, std::span<uint8_t* const> out,
+                    uint32_t capacity, const uint32_t* lengths, uint32_t n) {
+    std::size_t payload_total = 0;
+    const std::size_t hdrs = check_part(h, packet, out, capacity, lengths, n, payload_total);
+    if (hdrs + payload_total != packet.size()) {
+        __builtin_trap();
+    }
+}
+
+// The same split in parts of `part` buffers (split_super_packet_from), however many segments:
+// the parts must agree with each other and together hold the whole payload.
+void check_parts(const vnet_header& h, std::span<const uint8_t> packet, std::span<uint8_t* const> out,
+                 uint32_t capacity, std::span<uint32_t> lengths, uint32_t part) {
+    uint32_t done = 0;
+    uint32_t total = 0;
+    std::size_t payload_total = 0;
+    std::size_t hdrs = 0;
+    do {
+        const auto r = split_super_packet_from(h, packet, done, out.first(part), capacity, lengths.first(part));
+        if (r.reason != gso_reason::ok) {
+            if (done != 0 || r.segments != 0 || r.total != 0) {
+                __builtin_trap();  // a refusal is the same for every part, so the first one
+            }
+            return;
+        }
+        if ((done != 0 && r.total != total) || r.segments != std::min(part, r.total - done)) {
+            __builtin_trap();
+        }
+        total = r.total;
+        hdrs = check_part(h, packet, out, capacity, lengths.data(), r.segments, payload_total);
+        done += r.segments;
+    } while (done < total);
     if (hdrs + payload_total != packet.size()) {
         __builtin_trap();
     }
@@ -111,6 +149,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } else if (r.segments != 0 && r.reason != gso_reason::too_many_segments) {
         __builtin_trap();
     }
+    check_parts(h, packet, s.small_ptrs, 1500, s.lengths, 1 + static_cast<uint32_t>(size % 5));
     r = split_super_packet(h, packet, s.large_ptrs, 65600, std::span<uint32_t>(s.lengths).first(4));
     if (r.reason == gso_reason::ok) {
         check_segments(h, packet, s.large_ptrs, 65600, s.lengths.data(), r.segments);

@@ -17,6 +17,7 @@
 //              source address, by (kind >> 4) & 3: the peer's endpoint, a lane, a new address
 //   encapsulate, by kind % 4:  0 raw; 1 IPv4 header, 2 IPv6 header (valid lengths, destination
 //                              in a peer's prefix chosen by kind >> 2); 3 raw with version 4
+// Every IPv4 fragment among the encapsulate inputs must hash as if it had no ports.
 // An input whose first byte is odd runs with every mailbox message held (a control thread that
 // stopped answering), so the full-mailbox drops are reached too.
 #include "crypto/cookie.h"
@@ -253,6 +254,25 @@ void run_decapsulate(state& s, const std::vector<record>& records) {
     }
 }
 
+// An IPv4 fragment (MF or an offset) must hash without its would-be ports: the same with the
+// four bytes behind the IP header changed, as a later fragment of the datagram carries there.
+void check_fragment_hash(std::span<const uint8_t> ip) {
+    if (ip.size() < 24 || (ip[0] >> 4) != 4 || ((ip[6] << 8 | ip[7]) & 0x3fff) == 0) {
+        return;
+    }
+    const std::size_t l4 = (ip[0] & 0x0fu) * 4u;
+    if (l4 < 20 || l4 + 4 > ip.size()) {  // IHL < 5: the "ports" would be address bytes
+        return;
+    }
+    std::vector<uint8_t> other(ip.begin(), ip.end());
+    for (std::size_t i = l4; i < l4 + 4; ++i) {
+        other[i] = static_cast<uint8_t>(~other[i]);
+    }
+    if (flow_hash(ip) != flow_hash(other)) {
+        __builtin_trap();
+    }
+}
+
 void run_encapsulate(state& s, const std::vector<record>& records) {
     std::vector<packet*> burst;
     for (const record& r : records) {
@@ -280,6 +300,7 @@ void run_encapsulate(state& s, const std::vector<record>& records) {
             p->data[0] = static_cast<uint8_t>(0x40 | (p->data[0] & 0x0f));
         }
         p->length = static_cast<uint32_t>(len);
+        check_fragment_hash({p->data, len});
         burst.push_back(p);
     }
     const std::size_t n = encapsulate_burst(s.ctx, burst);

@@ -1,8 +1,10 @@
-// TCP coalescing for TUN writes (dataplane/gro.h). Each write is flattened to the bytes the
-// kernel would read and split back with split_super_packet; the packets that come out must be
-// the packets that went in, byte for byte, each flow in order. Covers one flow, interleaved
-// flows, seq gaps, ack changes, FIN/SYN, IPv6, short last segments, PSH, the 64 KiB limit,
-// non-TCP packets, IP id rules, padding, and a randomized round trip.
+// TCP and UDP coalescing for TUN writes (dataplane/gro.h). Each write is flattened to the bytes
+// the kernel would read and split back (TCP with split_super_packet, UDP the way the kernel's
+// __udp_gso_segment does it: the checksum seed adjusted per segment, then completed); the
+// packets that come out must be the packets that went in, byte for byte, each flow in order.
+// Covers one flow, interleaved flows, seq gaps, ack changes, FIN/SYN, IPv6, short last
+// segments, PSH, the 64 KiB limit, the segment cap, non-TCP packets, IP id rules, padding, UDP
+// (sizes, flows, ids, lengths, ICMP), and randomized round trips.
 #include "dataplane/gro.h"
 
 #include "dataplane/gso.h"
@@ -143,6 +145,64 @@ std::vector<uint8_t> flatten(const tcp_coalescer::tun_write& w) {
     return bytes;
 }
 
+// One's complement 16-bit add (csum16_add).
+uint16_t add16(uint32_t a, uint32_t b) {
+    uint32_t s = a + b;
+    return static_cast<uint16_t>((s & 0xffff) + (s >> 16));
+}
+
+// The datagrams the kernel makes of a USO write (inet_gso_segment + __udp_gso_segment, then
+// the checksum completed as for CHECKSUM_PARTIAL): IP header copied with its length fixed
+// (IPv4: id first + i, header checksum), UDP length per segment, and the checksum field's
+// seed adjusted from the whole length to the segment's (csum16_add(csum16_sub(check, len),
+// newlen)) before summing from csum_start.
+std::vector<std::vector<uint8_t>> kernel_uso_segment(const vnet_header& h, std::span<const uint8_t> pkt,
+                                                     uint32_t iov_count) {
+    const bool v6 = (pkt[0] >> 4) == 6;
+    const std::size_t ip_len = v6 ? 40 : 20;
+    EXPECT_EQ(h.csum_start, ip_len);
+    EXPECT_EQ(h.csum_offset, 6);
+    EXPECT_EQ(h.hdr_len, ip_len + 8);
+    const uint32_t l4 = static_cast<uint32_t>(pkt.size() - ip_len);
+    EXPECT_EQ(be16(&pkt[ip_len + 4]), l4) << "UDP length of the whole";
+    // The checksum field holds the folded pseudo-header sum over the whole UDP length.
+    const uint64_t ph = 17 + (l4 >> 16) + (l4 & 0xffff);
+    const uint32_t seed = v6 ? naive_sum(&pkt[8], 32, ph) : naive_sum(&pkt[12], 8, ph);
+    EXPECT_EQ(be16(&pkt[ip_len + 6]), seed);
+    EXPECT_GT(h.gso_size, 0);
+    std::vector<std::vector<uint8_t>> out;
+    if (h.gso_size == 0) {
+        return out;
+    }
+    const std::size_t payload = pkt.size() - ip_len - 8;
+    EXPECT_GT(payload, h.gso_size) << "a USO write has at least two segments";
+    for (std::size_t off = 0, i = 0; off < payload; off += h.gso_size, ++i) {
+        const std::size_t len = std::min<std::size_t>(h.gso_size, payload - off);
+        std::vector<uint8_t> seg(pkt.begin(), pkt.begin() + static_cast<long>(ip_len + 8));
+        seg.insert(seg.end(), pkt.begin() + static_cast<long>(ip_len + 8 + off),
+                   pkt.begin() + static_cast<long>(ip_len + 8 + off + len));
+        if (v6) {
+            put16(&seg[4], static_cast<uint32_t>(seg.size() - 40));
+        } else {
+            put16(&seg[2], static_cast<uint32_t>(seg.size()));
+            put16(&seg[4], be16(&pkt[4]) + static_cast<uint32_t>(i));
+            put16(&seg[10], 0);
+            put16(&seg[10], static_cast<uint16_t>(~naive_sum(seg.data(), 20)));
+        }
+        const uint32_t newlen = static_cast<uint32_t>(8 + len);
+        put16(&seg[ip_len + 4], newlen);
+        put16(&seg[ip_len + 6], add16(add16(seed, static_cast<uint16_t>(~l4)), newlen));
+        vnet_header partial;
+        partial.flags = vnet::f_needs_csum;
+        partial.csum_start = static_cast<uint16_t>(ip_len);
+        partial.csum_offset = 6;
+        EXPECT_EQ(complete_checksum(partial, seg), gso_reason::ok);
+        out.push_back(std::move(seg));
+    }
+    EXPECT_EQ(out.size(), iov_count) << "one segment per merged datagram";
+    return out;
+}
+
 // What the kernel would see from one write, as individual packets.
 std::vector<std::vector<uint8_t>> unpack(const tcp_coalescer::tun_write& w, vnet_header* header_out = nullptr) {
     const auto bytes = flatten(w);
@@ -161,6 +221,9 @@ std::vector<std::vector<uint8_t>> unpack(const tcp_coalescer::tun_write& w, vnet
         return {std::vector<uint8_t>(pkt.begin(), pkt.end())};
     }
     EXPECT_EQ(h.flags, vnet::f_needs_csum);
+    if (h.gso_type == vnet::gso_udp_l4) {
+        return kernel_uso_segment(h, pkt, w.iov_count);
+    }
     const bool v6 = h.gso_type == vnet::gso_tcpv6;
     EXPECT_EQ(h.csum_start, v6 ? 40 : 20);
     EXPECT_EQ(h.csum_offset, 16);
@@ -684,6 +747,223 @@ TEST(Gro, RandomRoundTrip) {
             }
             b.add(make_packet(f, len, static_cast<uint32_t>(rng())), rng() % 4 == 0 ? rng() % 16 : 0);
             f.seq += static_cast<uint32_t>(len);
+            ++f.id;
+        }
+        const auto r = run(c, b);
+        ASSERT_LE(r.writes, n);
+        merged += n - r.writes;
+        expect_same_by_flow(b.originals, r.packets);
+        if (HasFatalFailure()) {
+            FAIL() << "iteration " << iter;
+        }
+    }
+    EXPECT_GT(merged, 1000u) << "the test should exercise coalescing";
+}
+
+}  // namespace
+}  // namespace meshfwd::dataplane
+
+namespace meshfwd::dataplane {
+namespace {
+
+tcp_spec udp_spec(uint8_t flow = 0, bool v6 = false) {
+    tcp_spec s;
+    s.proto = 17;
+    s.flow = flow;
+    s.v6 = v6;
+    return s;
+}
+
+TEST(GroUdp, OneFlowCoalescesIntoOneUsoWrite) {
+    for (const bool v6 : {false, true}) {
+        SCOPED_TRACE(v6 ? "IPv6" : "IPv4");
+        tcp_coalescer c(64);
+        c.set_udp(true);
+        EXPECT_TRUE(c.udp());
+        burst_buf b;
+        add_flow(b, udp_spec(0, v6), 10, 1300, 300);  // the last one shorter
+        const auto writes = c.coalesce(b.span());
+        ASSERT_EQ(writes.size(), 1u);
+        EXPECT_EQ(writes[0].iov_count, 10u);
+        const uint32_t ip_len = v6 ? 40 : 20;
+        EXPECT_EQ(writes[0].total_bytes, 10u + ip_len + 8 + 9 * 1300 + 300);
+        vnet_header h;
+        const auto pkts = unpack(writes[0], &h);
+        EXPECT_EQ(h.flags, vnet::f_needs_csum);
+        EXPECT_EQ(h.gso_type, vnet::gso_udp_l4);
+        EXPECT_EQ(h.gso_size, 1300);
+        EXPECT_EQ(h.hdr_len, ip_len + 8);
+        EXPECT_EQ(h.csum_start, ip_len);
+        EXPECT_EQ(h.csum_offset, 6);
+        EXPECT_EQ(pkts, b.originals) << "byte for byte, checksums included, after the kernel's split";
+    }
+}
+
+TEST(GroUdp, OffUnlessTheDeviceTakesUso) {
+    tcp_coalescer c(64);
+    EXPECT_FALSE(c.udp());
+    burst_buf b;
+    add_flow(b, udp_spec(), 5, 1000);
+    const auto r = run(c, b);
+    EXPECT_EQ(r.writes, 5u);
+    EXPECT_EQ(r.packets, b.originals);
+}
+
+TEST(GroUdp, SizesFlowsAndProtocolsKeepApart) {
+    tcp_coalescer c(64);
+    c.set_udp(true);
+    {
+        // A larger datagram cannot join (gso_size is the first's); a shorter one ends the group.
+        burst_buf b;
+        tcp_spec s = udp_spec();
+        add_flow(b, s, 3, 1000);
+        s.id = static_cast<uint16_t>(s.id + 3);
+        add_flow(b, s, 2, 1200);
+        s.id = static_cast<uint16_t>(s.id + 2);
+        add_flow(b, s, 3, 1200, 500);
+        s.id = static_cast<uint16_t>(s.id + 3);
+        add_flow(b, s, 2, 1200);
+        const auto r = run(c, b);
+        EXPECT_EQ(r.iov_counts, (std::vector<uint32_t>{3, 5, 2}));
+        EXPECT_EQ(r.packets, b.originals);
+    }
+    {
+        // Two interleaved flows, IPv4 and IPv6 of the same ports, and TCP of the same ports.
+        burst_buf b;
+        tcp_spec x = udp_spec(0), y = udp_spec(1), z = udp_spec(0, true), t;
+        for (int i = 0; i < 4; ++i) {
+            for (tcp_spec* s : {&x, &y, &z, &t}) {
+                b.add(make_packet(*s, 700, static_cast<uint32_t>(i)));
+                s->seq += 700;
+                ++s->id;
+            }
+        }
+        const auto r = run(c, b);
+        EXPECT_EQ(r.writes, 4u);
+        EXPECT_EQ(r.iov_counts, (std::vector<uint32_t>{4, 4, 4, 4}));
+        expect_same_by_flow(b.originals, r.packets);
+    }
+    {
+        // ICMP, an empty datagram, a UDP length that is not the IP payload's and an IPv4
+        // fragment stay alone, and end their flow's group (the order within a flow is kept).
+        burst_buf b;
+        tcp_spec s = udp_spec();
+        tcp_spec icmp;
+        icmp.proto = 1;
+        b.add(make_packet(s, 500, 1));
+        ++s.id;
+        b.add(make_packet(icmp, 56, 2));
+        b.add(make_packet(s, 0, 3));
+        ++s.id;
+        auto odd = make_packet(s, 500, 4);
+        put16(&odd[24], 8 + 400);  // UDP length short of the IP payload
+        b.add(odd);
+        ++s.id;
+        auto frag = make_packet(s, 500, 5);
+        frag[6] |= 0x20;  // MF
+        put16(&frag[10], 0);
+        put16(&frag[10], static_cast<uint16_t>(~naive_sum(frag.data(), 20)));
+        b.add(frag);
+        ++s.id;
+        b.add(make_packet(s, 500, 6));
+        ++s.id;
+        b.add(make_packet(s, 500, 7));
+        const auto r = run(c, b);
+        EXPECT_EQ(r.iov_counts, (std::vector<uint32_t>{1, 1, 1, 1, 1, 2}));
+        EXPECT_EQ(r.packets, b.originals);
+    }
+}
+
+TEST(GroUdp, Ipv4IdRules) {
+    tcp_coalescer c(64);
+    c.set_udp(true);
+    {
+        // Without DF the ids must be consecutive (the kernel's split numbers them first + i).
+        burst_buf b;
+        tcp_spec s = udp_spec();
+        s.df = false;
+        b.add(make_packet(s, 800, 1));
+        ++s.id;
+        b.add(make_packet(s, 800, 2));
+        s.id = static_cast<uint16_t>(s.id + 5);
+        b.add(make_packet(s, 800, 3));
+        const auto r = run(c, b);
+        EXPECT_EQ(r.iov_counts, (std::vector<uint32_t>{2, 1}));
+        EXPECT_EQ(r.packets, b.originals);
+    }
+    {
+        // With DF any ids merge; they come out renumbered, everything else as it was.
+        burst_buf b;
+        tcp_spec s = udp_spec();
+        for (const uint16_t id : {uint16_t{9}, uint16_t{9}, uint16_t{4000}, uint16_t{3}}) {
+            s.id = id;
+            b.add(make_packet(s, 800, id));
+        }
+        const auto r = run(c, b);
+        ASSERT_EQ(r.iov_counts, (std::vector<uint32_t>{4}));
+        ASSERT_EQ(r.packets.size(), 4u);
+        for (std::size_t i = 0; i < 4; ++i) {
+            auto want = b.originals[i];
+            put16(&want[4], 9 + static_cast<uint32_t>(i));
+            put16(&want[10], 0);
+            put16(&want[10], static_cast<uint16_t>(~naive_sum(want.data(), 20)));
+            EXPECT_EQ(r.packets[i], want) << i;
+        }
+    }
+}
+
+// More packets of one flow than a write may take: several writes of at most max_segments each
+// (one iovec per packet: the worker's writev has 128; UDP GSO takes 64 segments on older kernels).
+TEST(GroUdp, SegmentCapSplitsLongBursts) {
+    for (const uint8_t proto : {uint8_t{6}, uint8_t{17}}) {
+        SCOPED_TRACE(int(proto));
+        tcp_coalescer c(256);
+        c.set_udp(true);
+        EXPECT_EQ(c.max_segments(), 64u);
+        burst_buf b;
+        tcp_spec s = proto == 17 ? udp_spec() : tcp_spec{};
+        add_flow(b, s, 200, 100);  // 20 KB: far under 64 KiB, so only the cap splits it
+        const auto r = run(c, b);
+        EXPECT_EQ(r.iov_counts, (std::vector<uint32_t>{64, 64, 64, 8}));
+        EXPECT_EQ(r.packets, b.originals);
+        tcp_coalescer small(256, 5);
+        small.set_udp(true);
+        burst_buf again;
+        add_flow(again, s, 12, 100);
+        const auto r5 = run(small, again);
+        EXPECT_EQ(r5.iov_counts, (std::vector<uint32_t>{5, 5, 2}));
+        EXPECT_EQ(r5.packets, again.originals);
+    }
+}
+
+// Random UDP flows (v4/v6, DF on, consecutive ids), sizes and stray TCP/ICMP: coalesce, then the
+// kernel's split gives the same datagrams, each flow in order.
+TEST(GroUdp, RandomRoundTrip) {
+    std::mt19937 rng(77);
+    tcp_coalescer c(128);
+    c.set_udp(true);
+    std::size_t merged = 0;
+    for (int iter = 0; iter < 300; ++iter) {
+        burst_buf b;
+        std::vector<tcp_spec> flows(1 + rng() % 4);
+        for (std::size_t f = 0; f < flows.size(); ++f) {
+            flows[f] = udp_spec(static_cast<uint8_t>(f), rng() % 3 == 0);
+            flows[f].id = static_cast<uint16_t>(rng());
+            flows[f].df = rng() % 4 != 0;
+        }
+        const std::size_t size = 1 + rng() % 1400;
+        const std::size_t n = 1 + rng() % 128;
+        for (std::size_t i = 0; i < n; ++i) {
+            if (rng() % 50 == 0) {
+                tcp_spec icmp;
+                icmp.proto = 1;
+                icmp.flow = 201;
+                b.add(make_packet(icmp, rng() % 100, static_cast<uint32_t>(i)));
+                continue;
+            }
+            tcp_spec& f = flows[rng() % flows.size()];
+            const std::size_t len = rng() % 10 == 0 ? rng() % (size + 1) : size;
+            b.add(make_packet(f, len, static_cast<uint32_t>(rng())), rng() % 4 == 0 ? rng() % 16 : 0);
             ++f.id;
         }
         const auto r = run(c, b);

@@ -270,6 +270,63 @@ TEST(Gso, LargestSuperPacket) {
     EXPECT_EQ(split_and_check(s, random_payload(65535 - 20, 9), 1428), 46u);
 }
 
+// A small MSS gives hundreds of segments: split in parts of a few output buffers (as the worker
+// does with 128), each part must equal the same segments of a whole split, byte for byte.
+void split_in_parts_and_check(const spec& s, std::size_t payload_size, uint16_t gso_size, uint32_t part,
+                              uint32_t expect_n) {
+    SCOPED_TRACE(testing::Message() << "v6 " << s.v6 << " proto " << int(s.proto) << " part " << part);
+    const auto payload = random_payload(payload_size, gso_size);
+    EXPECT_EQ(split_and_check(s, payload, gso_size), expect_n);
+    const auto pkt = build(s, payload);
+    const vnet_header h = gso_header(s, gso_size);
+    outputs whole(expect_n);
+    const auto rw = split_super_packet(h, pkt, whole.ptrs, outputs::capacity, whole.lengths);
+    ASSERT_EQ(rw.reason, gso_reason::ok);
+    ASSERT_EQ(rw.segments, expect_n);
+    outputs o(part);
+    uint32_t done = 0;
+    for (uint32_t calls = 0; done < expect_n; ++calls) {
+        ASSERT_LT(calls, expect_n) << "no progress";
+        for (auto& b : o.bufs) {
+            std::fill(b.begin(), b.end(), 0xee);
+        }
+        const auto r = split_super_packet_from(h, pkt, done, o.ptrs, outputs::capacity, o.lengths);
+        ASSERT_EQ(r.reason, gso_reason::ok) << describe(r.reason);
+        ASSERT_EQ(r.total, expect_n);
+        ASSERT_EQ(r.segments, std::min(part, expect_n - done));
+        for (uint32_t k = 0; k < r.segments; ++k) {
+            ASSERT_EQ(o.lengths[k], whole.lengths[done + k]) << "segment " << done + k;
+            ASSERT_EQ(std::memcmp(o.ptrs[k], whole.ptrs[done + k], o.lengths[k]), 0) << "segment " << done + k;
+        }
+        done += r.segments;
+    }
+    EXPECT_EQ(done, expect_n);
+    // Past the end: nothing more, and still the total.
+    const auto end = split_super_packet_from(h, pkt, expect_n, o.ptrs, outputs::capacity, o.lengths);
+    EXPECT_EQ(end.reason, gso_reason::ok);
+    EXPECT_EQ(end.segments, 0u);
+    EXPECT_EQ(end.total, expect_n);
+    // No buffers with segments left: refused, not an endless loop of zero-segment parts.
+    EXPECT_EQ(split_super_packet_from(h, pkt, 0, {}, outputs::capacity, {}).reason, gso_reason::too_many_segments);
+}
+
+TEST(Gso, HundredsOfSegmentsSplitInParts) {
+    spec s;
+    s.tcp_options = {0x01, 0x01, 0x08, 0x0a, 1, 2, 3, 4, 5, 6, 7, 8};
+    s.flags = tcp_ack | tcp_psh | tcp_cwr;
+    // 200 segments: more than the 128 the worker splits at once (a 64 KiB super-packet, MSS 325).
+    split_in_parts_and_check(s, 65000, 325, 128, 200);
+    // 500 segments of 130 bytes, in parts of 128 and of 7 (parts that end mid-way everywhere).
+    split_in_parts_and_check(s, 65000, 130, 128, 500);
+    split_in_parts_and_check(s, 65000, 130, 7, 500);
+    s.v6 = true;
+    split_in_parts_and_check(s, 65000, 130, 128, 500);
+    s.proto = 17;
+    split_in_parts_and_check(s, 65001, 130, 128, 501);
+    s.v6 = false;
+    split_in_parts_and_check(s, 64999, 325, 128, 200);
+}
+
 TEST(Gso, SmallAndEmptyPayloadGiveOneSegment) {
     spec s;
     EXPECT_EQ(split_and_check(s, random_payload(100, 10), 1400), 1u);

@@ -85,6 +85,7 @@ bytes ip_packet(const ip_address& src, const ip_address& dst, std::size_t total,
         p[0] = 0x45;
         p[1] = 0;
         put16(&p[2], static_cast<uint32_t>(total));
+        p[6] = p[7] = 0;  // not a fragment (flow_hash leaves fragments' ports out)
         p[8] = 64;
         p[9] = proto;
         std::memcpy(&p[12], src.bytes().data(), 4);
@@ -1248,6 +1249,37 @@ TEST_F(Pipeline, FlowHashSymmetricAndPortSensitive) {
     EXPECT_EQ(flow_hash({}), 0u);
     const bytes garbage(3, 0x45);
     EXPECT_EQ(flow_hash(garbage), 0u);
+}
+
+// Fragments of one datagram must take one lane: only the first carries the ports (the others
+// carry payload where ports would be), so none may hash them; whole packets still do.
+TEST_F(Pipeline, FlowHashSameForAllFragmentsOfADatagram) {
+    const ip_address x = overlay4(1, 5), y = overlay4(2, 9);
+    for (uint8_t proto : {uint8_t{6}, uint8_t{17}}) {
+        bytes first = ip_packet(x, y, 1420, proto, 1111, 2222);
+        put16(&first[6], 0x2000);  // MF, offset 0: carries the ports
+        bytes middle = ip_packet(x, y, 1420, proto, 0xabcd, 0x1234, 7);  // payload bytes where ports were
+        put16(&middle[6], 0x2000 | 175);  // MF, offset 1400
+        bytes last = ip_packet(x, y, 300, proto, 0x5555, 0x0101, 8);
+        put16(&last[6], 350);  // offset 2800, no MF
+        EXPECT_EQ(flow_hash(first), flow_hash(middle));
+        EXPECT_EQ(flow_hash(first), flow_hash(last));
+        bytes df_whole = ip_packet(x, y, 1420, proto, 1111, 2222);
+        put16(&df_whole[6], 0x4000);  // DF only: not a fragment
+        const bytes whole = ip_packet(x, y, 1420, proto, 1111, 2222);
+        EXPECT_EQ(flow_hash(df_whole), flow_hash(whole));
+        EXPECT_NE(flow_hash(whole), flow_hash(ip_packet(x, y, 1420, proto, 1112, 2222))) << "ports still count";
+        // Different datagrams' fragments of one pair of hosts share the hash; another host does not.
+        bytes other = ip_packet(x, overlay4(2, 10), 1420, proto, 1111, 2222);
+        put16(&other[6], 0x2000);
+        EXPECT_NE(flow_hash(first), flow_hash(other));
+    }
+    // IPv6: the Fragment header (next header 44) in every fragment, the first one's carrying the
+    // ports behind it: all hash alike.
+    const ip_address x6 = overlay6(1, 5), y6 = overlay6(2, 9);
+    bytes first6 = ip_packet(x6, y6, 1280, 44, 0x1100, 0x0001, 1);  // next 17, offset 0, MF
+    bytes last6 = ip_packet(x6, y6, 300, 44, 0x1100, 0x0af0, 2);    // next 17, offset 350, no MF
+    EXPECT_EQ(flow_hash(first6), flow_hash(last6));
 }
 
 TEST_F(Pipeline, LanesPerFlowStableSymmetricAndAllUsed) {

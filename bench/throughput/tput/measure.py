@@ -83,8 +83,9 @@ class StartProbe:
             os.kill(self.proc.pid, signal.SIGUSR1)
 
     def result(self):
-        """(start_to_ping_ms or None, raw dict). Bounded: the probe gives up on its own after
-        START_PROBE_TIMEOUT from the launch; this waits that long at most, plus slack."""
+        """(start_to_ping_ms or None, raw dict); SystemFailed when the probe got no reply.
+        Bounded: the probe gives up on its own after START_PROBE_TIMEOUT from the launch;
+        this waits that long at most, plus slack."""
         if self.t_launch is None:
             return None, {"error": "the system never marked its launch (System.mark_launch)"}
         left = self.t_launch + START_PROBE_TIMEOUT + 5 - time.monotonic()
@@ -101,8 +102,8 @@ class StartProbe:
             # when the tunnel's route first existed in the source node (interface up)
             raw["route_up_ms"] = (doc["t_first_send_ok"] - self.t_launch) * 1e3
         if doc.get("t_reply") is None:
-            raw["error"] = doc.get("error", "no reply")
-            return None, raw
+            # the probe pinged for START_PROBE_TIMEOUT from the launch: the tunnel carries nothing
+            raise SystemFailed("start-up probe: %s of the launch" % doc.get("error", "no reply"))
         ms = (doc["t_reply"] - self.t_launch) * 1e3
         raw["start_to_ping_ms"] = ms
         raw["reply_probe_sent_ms"] = (doc["reply_probe_sent"] - self.t_launch) * 1e3

@@ -111,7 +111,7 @@ def chart(results, ref, out_dir, title):
         script += ["set title '%s (%s, %s is better)'" % (HEAD[m], unit, better)]
         if any(results[n].get("median", {}).get(m) is not None for n in names):
             script += ["plot '%s' using 1:%d:3:xtic(2) with boxes lc variable notitle, "
-                       "'' using 1:%d:(sprintf('%%.3g', $%d)) with labels offset 0,0.7 notitle"
+                       "'' using 1:%d:(sprintf('%%.4g', $%d)) with labels offset 0,0.7 notitle"
                        % (dat, k + 4, k + 4, k + 4)]
         else:   # e.g. CPU s/GB when only the kernel veth path was measured
             script += ["set label 1 'no data' at graph 0.5,0.5 center",

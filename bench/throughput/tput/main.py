@@ -19,7 +19,7 @@ import tempfile
 import time
 
 from . import install, report, util
-from .measure import METRICS, ORDER, Prober
+from .measure import METRICS, ORDER, Prober, StartProbe
 from .systems import ORDER as SYS_ORDER, SYSTEMS
 from .systems.base import Context, Settings, cmd_version, dpkg_version
 from .topology import TOPOLOGIES
@@ -122,16 +122,26 @@ def measure_one(sysobj, args, settings, rep, out_logs):
     topo_cls = TOPOLOGIES[args.topology]
     topo = topo_cls(mtu_underlay=max(1500, args.mtu + 80), netem=args.netem)
     prober = None
+    probe = None
     try:
         topo.create()                                    # RunnerError here: runner broke
+        # start_to_ping_ms: the probe waits in the source node; setup() signals it the moment
+        # it launches the daemons of every node (System.mark_launch).
+        probe = StartProbe(topo.ns[topo.src], sysobj.probe_target(topo),
+                           os.path.join(out_logs, "startprobe-%s-r%d.json" % (sysobj.name, rep)))
+        probe.start()
+        sysobj.on_launch = probe.go
         try:
             t0 = time.monotonic()
             addrs = sysobj.setup(topo, settings)
+            start_ms, start_raw = probe.result()         # bounded: the probe's own timeout
             prober = Prober(topo, addrs, settings, args.duration, sysobj.pids)
             prober.wait_reachable()
             setup_s = time.monotonic() - t0
             prober.start_server(os.path.join(out_logs, "iperf3-%s-r%d.log" % (sysobj.name, rep)))
             metrics, raw = prober.all()
+            metrics["start_to_ping_ms"] = start_ms
+            raw["start"] = start_raw
             raw["setup_s"] = setup_s
             raw["topology"] = topo.describe()
             raw["tunnel_addresses"] = addrs
@@ -139,6 +149,9 @@ def measure_one(sysobj, args, settings, rep, out_logs):
         except RunnerError as e:       # the system's own plumbing failed: it does not carry traffic
             raise SystemFailed(str(e))
     finally:
+        sysobj.on_launch = None
+        if probe:
+            probe.stop()
         if prober:
             prober.stop_server()
         try:

@@ -7,11 +7,16 @@ import subprocess
 from .measure import METRICS, ORDER
 from .systems import ORDER as SYS_ORDER
 
-FMT = {"tcp1_gbps": "%.2f", "tcp4_gbps": "%.2f", "udp64_kpps": "%.1f", "udp64_loss_pct": "%.1f",
-       "ping_avg_ms": "%.3f", "ping_p99_ms": "%.3f", "cpu_s_per_gb": "%.2f"}
-HEAD = {"tcp1_gbps": "TCP x1 Gbit/s", "tcp4_gbps": "TCP x4 Gbit/s", "udp64_kpps": "UDP64 kpps",
-        "udp64_loss_pct": "UDP64 loss%", "ping_avg_ms": "ping avg ms", "ping_p99_ms": "ping p99 ms",
-        "cpu_s_per_gb": "CPU s/GB"}
+FMT = {"tcp1_gbps": "%.2f", "tcp4_gbps": "%.2f", "tcp1_mss536_gbps": "%.2f",
+       "udp64_kpps": "%.1f", "udp64_loss_pct": "%.1f", "udp_bulk_mbps": "%.0f",
+       "udp_bulk_loss_pct": "%.1f", "ping_avg_ms": "%.3f", "ping_p99_ms": "%.3f",
+       "cpu_s_per_gb": "%.2f", "start_to_ping_ms": "%.1f"}
+HEAD = {"tcp1_gbps": "TCP x1 Gbit/s", "tcp4_gbps": "TCP x4 Gbit/s",
+        "tcp1_mss536_gbps": "TCP MSS536 Gbit/s", "udp64_kpps": "UDP64 kpps",
+        "udp64_loss_pct": "UDP64 loss%", "udp_bulk_mbps": "UDPmtu Mbit/s",
+        "udp_bulk_loss_pct": "UDPmtu loss%", "ping_avg_ms": "ping avg ms",
+        "ping_p99_ms": "ping p99 ms", "cpu_s_per_gb": "CPU s/GB",
+        "start_to_ping_ms": "start->ping ms"}
 
 
 def choose_reference(results):
@@ -64,8 +69,10 @@ def table(results, ref, note, topology):
     lines.append("")
     lines.append("topology %s; medians over repetitions; %s%s." % (
         topology, note, " (reference row: %s)" % ref if ref else ""))
-    lines.append("higher is better: Gbit/s, kpps; lower is better: loss, ms, CPU s/GB. "
-                 "CPU s/GB: userspace VPN processes of all nodes (n/a for the kernel veth path).")
+    lines.append("higher is better: Gbit/s, Mbit/s, kpps; lower is better: loss, ms, CPU s/GB. "
+                 "CPU s/GB: userspace VPN processes of all nodes (n/a for the kernel veth path). "
+                 "UDPmtu: datagrams of MTU - 28 bytes. start->ping: launch of both ends to the "
+                 "first echo reply.")
     lines += ["note: " + n for n in notes]
     return "\n".join(lines) + "\n"
 
@@ -88,7 +95,7 @@ def chart(results, ref, out_dir, title):
                                           " ".join("?" if v is None else repr(v) for v in vals)))
     png = os.path.join(out_dir, "chart.png")
     script = [
-        "set terminal pngcairo size 1800,900 font 'sans,10'",
+        "set terminal pngcairo size 1800,1350 font 'sans,10'",
         "set output '%s'" % png,
         "set datafile missing '?'",
         "set style fill solid 0.8 border -1",
@@ -97,14 +104,14 @@ def chart(results, ref, out_dir, title):
         "set yrange [0:*]",
         "set offsets 0, 0, graph 0.1, 0",
         "set xrange [-0.6:%f]" % (len(names) - 0.4),
-        "set multiplot layout 2,4 title '%s'" % title.replace("'", ""),
+        "set multiplot layout %d,4 title '%s'" % ((len(ORDER) + 3) // 4, title.replace("'", "")),
     ]
     for k, m in enumerate(ORDER):
         unit, better, _ = METRICS[m]
         script += ["set title '%s (%s, %s is better)'" % (HEAD[m], unit, better)]
         if any(results[n].get("median", {}).get(m) is not None for n in names):
             script += ["plot '%s' using 1:%d:3:xtic(2) with boxes lc variable notitle, "
-                       "'' using 1:%d:(sprintf('%%.3g', $%d)) with labels offset 0,0.7 notitle"
+                       "'' using 1:%d:(sprintf('%%.4g', $%d)) with labels offset 0,0.7 notitle"
                        % (dat, k + 4, k + 4, k + 4)]
         else:   # e.g. CPU s/GB when only the kernel veth path was measured
             script += ["set label 1 'no data' at graph 0.5,0.5 center",

@@ -76,6 +76,36 @@ def run(argv, ns=None, cores=None, timeout=30, check=True, input=None, env=None)
     return cp
 
 
+def run_together(cmds, timeout=30):
+    """Start every (argv, ns) of cmds at once, then wait for all: e.g. bring both ends of a
+    tunnel up at the same moment. Raises RunnerError if one fails or outlives timeout."""
+    procs = []
+    for argv, ns in cmds:
+        full = ns_argv(ns, argv)
+        debug("$ " + " ".join(shlex.quote(a) for a in full) + " &")
+        try:
+            procs.append((full, subprocess.Popen(full, stdout=subprocess.PIPE,
+                                                 stderr=subprocess.STDOUT, text=True,
+                                                 stdin=subprocess.DEVNULL)))
+        except FileNotFoundError as e:
+            raise RunnerError("command not found: %s" % full[0]) from e
+    deadline = time.monotonic() + timeout
+    errors = []
+    for full, p in procs:
+        try:
+            out, _ = p.communicate(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            errors.append("timed out after %ss: %s" % (timeout, " ".join(full)))
+            continue
+        if p.returncode != 0:
+            errors.append("command failed (rc %d): %s\n%s" % (p.returncode, " ".join(full),
+                                                              (out or "").strip()[-2000:]))
+    if errors:
+        raise RunnerError("\n".join(errors))
+
+
 class Registry:
     """What this runner created; cleanup() undoes it, in reverse, tolerating failures."""
 

@@ -4,7 +4,9 @@ A system is one VPN (or the bare link) that the runner can set up between the en
 a topology. The runner calls, per repetition:
 
     prepare()                      once per run: check binaries (raise Unavailable), build
-    setup(topo, settings) -> {node: tunnel address}   start it on every node of topo
+    setup(topo, settings) -> {node: tunnel address}   start it on every node of topo; calls
+                                   mark_launch() right before launching the daemons of every
+                                   node back to back (keys and configs are written before)
     pids()                         PIDs whose CPU time counts as "the VPN" (both sides)
     teardown()                     stop what setup() started (the runner also kills leftovers)
 
@@ -14,6 +16,7 @@ is reported "n/a").
 """
 import os
 import subprocess
+import time
 
 from ..util import REG, RunnerError, Unavailable, run, tail, wait_until
 
@@ -57,6 +60,18 @@ class System:
         self._procs = []
         self.topo = None
         self.settings = None
+        self.on_launch = None    # set by the runner: the start-up probe's go(t_launch)
+
+    def mark_launch(self):
+        """start_to_ping_ms counts from here. Call once in setup(), after keys and configs are
+        written, right before the daemons of all nodes are launched back to back."""
+        t = time.monotonic()
+        if self.on_launch:
+            self.on_launch(t)
+
+    def probe_target(self, topo):
+        """The address the start-up probe pings from topo.src: dst's tunnel address."""
+        return tun_addr(topo.dst)
 
     # ---- interface -------------------------------------------------------------------
     def prepare(self):

@@ -3,9 +3,11 @@
 Complete except for what depends on the data plane itself: it builds meshfwd when the binary
 is missing (meson setup + ninja at the repo root, unless --no-build), writes one mesh.yaml per
 node, generates keys with `build/tools/meshctl genkey|pubkey` (or `wg genkey|pubkey`, which are
-byte-identical, while meshctl does not exist yet), starts meshfwd in each namespace and waits
-(bounded) for its TUN interface. A meshfwd that exits during start-up (e.g. "no data plane
-yet") makes the system "unavailable: <its message>" -- never a number.
+byte-identical, while meshctl does not exist yet), starts meshfwd in every
+namespace back to back (each peer with an endpoint has a persistent keepalive, so both ends of a
+link initiate at once: the start-up that start_to_ping_ms measures) and waits (bounded) for its
+TUN interface. A meshfwd that exits during start-up (e.g. "no data plane yet") makes the
+system "unavailable: <its message>" -- never a number.
 """
 import os
 import shutil
@@ -19,6 +21,7 @@ PORT = 51820
 API_PORT = 7082
 IFNAME = "mfw0"
 START_TIMEOUT = 15.0
+KEEPALIVE = 25          # s, peers[].persistent_keepalive on peers with an endpoint
 
 
 class Meshfwd(System):
@@ -69,7 +72,10 @@ class Meshfwd(System):
     def settings_json(self, s):
         return {"mtu": s.mtu, "cipher": "ChaCha20-Poly1305 (WireGuard)", "port": PORT,
                 "cores": s.cores or self.ctx.cpus_allowed, "dataplane.poll": "adaptive",
-                "keys": "fresh meshctl genkey (or wg genkey) per run"}
+                "keys": "fresh meshctl genkey (or wg genkey) per run",
+                "persistent_keepalive_s": KEEPALIVE,
+                "start": "every node launched back to back; peers with an endpoint have a "
+                "persistent keepalive, so both ends initiate at start (crossing handshake)"}
 
     def _keypair(self):
         meshctl = self._bin("meshctl")
@@ -89,6 +95,8 @@ class Meshfwd(System):
             out.append("  - public_key: %s" % pubs[o])
             if direct:   # line3: A and C have no underlay path; meshfwd routes via B
                 out.append("    endpoint: %s:%d" % (endpoint_of(topo, o, n), PORT))
+                # both ends initiate at start (a crossing handshake), as in a real mesh
+                out.append("    persistent_keepalive: %ds" % KEEPALIVE)
             out.append("    allowed_ips: [%s/32]" % tun_addr(o))
             out.append("    meshfwd: true    # the other node runs meshfwd too: lanes")
         out += ["mesh:", "  device:", "    type: tun", "    name: %s" % IFNAME,
@@ -101,18 +109,22 @@ class Meshfwd(System):
         self.topo, self.settings = topo, settings
         keys = {n: self._keypair() for n in topo.nodes}
         cores = settings.cores or self.ctx.cpus_allowed
-        procs = {}
+        cfgs = {}
         for i, n in enumerate(topo.nodes):
             d = self.node_dir(n)
             kf = write_file(os.path.join(d, "private.key"), keys[n][0] + "\n", 0o600)
-            cfg = write_file(os.path.join(d, "mesh.yaml"), self.mesh_yaml(
+            cfgs[n] = write_file(os.path.join(d, "mesh.yaml"), self.mesh_yaml(
                 topo, n, kf, {o: keys[o][1] for o in topo.nodes}, settings, API_PORT + i))
             with open(os.path.join(self.ctx.logdir, "meshfwd-%s-%s.mesh.yaml" % (self.ctx.tag, n)),
                       "w") as f:                   # kept for debugging (the key stays in workdir)
-                f.write(open(cfg).read())
+                f.write(open(cfgs[n]).read())
+        # every node launched back to back, none waiting for another: start_to_ping_ms
+        self.mark_launch()
+        procs = {}
+        for n in topo.nodes:
             # meshfwd pins its own workers with --cores; no taskset around it.
-            procs[n] = self.spawn(n, [self._bin("meshfwd"), "--cores", cores, "-c", cfg],
-                                  cwd=d, pin=False)
+            procs[n] = self.spawn(n, [self._bin("meshfwd"), "--cores", cores, "-c", cfgs[n]],
+                                  cwd=self.node_dir(n), pin=False)
         for n, p in procs.items():
             ns = topo.ns[n]
 

@@ -36,14 +36,17 @@ class Nebula(System):
         ca_crt, ca_key = os.path.join(cadir, "ca.crt"), os.path.join(cadir, "ca.key")
         run(["nebula-cert", "ca", "-name", "meshfwd-bench", "-duration", "24h",
              "-out-crt", ca_crt, "-out-key", ca_key])
+        paths = {}
         for n in nodes:
             d = self.node_dir(n)
             crt, key = os.path.join(d, "host.crt"), os.path.join(d, "host.key")
             run(["nebula-cert", "sign", "-name", n, "-ip", tun_addr(n) + "/24", "-ca-crt", ca_crt,
                  "-ca-key", ca_key, "-out-crt", crt, "-out-key", key])
             cfg = self._config(topo, n, ca_crt, crt, key, settings)
-            path = write_file(os.path.join(d, "config.yml"), cfg)
-            self.spawn(n, ["nebula", "-config", path])
+            paths[n] = write_file(os.path.join(d, "config.yml"), cfg)
+        self.mark_launch()       # every node back to back: start_to_ping_ms
+        for n in nodes:
+            self.spawn(n, ["nebula", "-config", paths[n]])
         for n in nodes:
             self.wait_link_up(n, "neb0")
         return {n: tun_addr(n) for n in nodes}

@@ -2,9 +2,13 @@
 
 Cipher: tinc 1.0's default (Blowfish-CBC with HMAC-SHA1 truncated to 4 bytes) -- the only
 choice that is not a weakened or unauthenticated setup; recorded in the JSON settings.
-pair : A ConnectTo B.
-line3: A and C ConnectTo B and are marked IndirectData, so their packets go through B,
-       which forwards them inside tinc (Forwarding = internal) -- tinc's native relaying.
+pair : A ConnectTo B and B ConnectTo A.
+line3: A and C ConnectTo B (and B to both) and are marked IndirectData, so their packets go
+       through B, which forwards them inside tinc (Forwarding = internal) -- tinc's native
+       relaying.
+Both ends of every link ConnectTo the other, as both WireGuard ends initiate: with one side
+connecting, a ConnectTo that races the other daemon's listen() is refused and retried 5 s
+later, which start_to_ping_ms would report as tinc's start-up.
 """
 import os
 
@@ -29,7 +33,9 @@ class Tinc(System):
         return {"mtu": s.mtu, "cipher": "tinc 1.0 default: Blowfish-CBC + HMAC-SHA1 (4-byte MAC); "
                 "ChaCha20-Poly1305 needs tinc 1.1, which Debian 12 does not ship",
                 "mode": "router", "port": PORT, "cores": s.cores, "keys": "tincd -K 2048 per run",
-                "line3": "A,C ConnectTo B with IndirectData = yes: relayed by B's tincd"}
+                "line3": "A,C ConnectTo B with IndirectData = yes: relayed by B's tincd",
+                "start": "every node launched back to back; both ends of each link ConnectTo "
+                "the other"}
 
     def setup(self, topo, settings):
         self.topo, self.settings = topo, settings
@@ -39,7 +45,8 @@ class Tinc(System):
         for n in nodes:
             d = dirs[n]
             os.makedirs(os.path.join(d, "hosts"), exist_ok=True)
-            connect = [] if n == (topo.relay or topo.dst) else [topo.relay or topo.dst]
+            hub = topo.relay or topo.dst
+            connect = [o for o in nodes if o != n] if n == hub else [hub]
             write_file(os.path.join(d, "tinc.conf"), "\n".join(
                 ["Name = %s" % n, "Mode = router", "DeviceType = tun", "Device = /dev/net/tun",
                  "Interface = tinc0", "AddressFamily = ipv4", "Port = %d" % PORT,
@@ -62,6 +69,7 @@ class Tinc(System):
                 if topo.relay and o != topo.relay:
                     body.append("IndirectData = yes")
                 write_file(os.path.join(dirs[n], "hosts", o), "\n".join(body) + "\n" + pubs[o])
+        self.mark_launch()       # every node back to back: start_to_ping_ms
         for n in nodes:
             self.spawn(n, ["tincd", "-c", dirs[n], "-D", "-d1",
                            "--pidfile=%s" % os.path.join(dirs[n], "tinc.pid")])

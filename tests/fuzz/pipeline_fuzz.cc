@@ -129,10 +129,11 @@ struct state {
         ctx.now_ns = 1;
     }
 
-    std::vector<mailbox_message*> held = std::vector<mailbox_message*>(mailbox::capacity);
+    std::vector<mailbox_message*> held;  // messages taken out of the mailbox (reserved at first use)
 
     void hold_all() {
         held.clear();
+        held.reserve(mailbox::capacity + mailbox::large_capacity);
         while (mailbox_message* m = box.acquire()) {
             held.push_back(m);
         }

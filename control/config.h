@@ -179,6 +179,9 @@ struct config {
     dataplane_config dataplane;
     api_config api;
     gateway_config gateway;
+    // Keys this version accepts but does not act on, as "file:line:col: path: message", in file
+    // order; meshfwd prints them at start and with --check (control/config_support.cc).
+    std::vector<std::string> warnings;
 };
 
 // Names as written in mesh.yaml, for summaries and status output.

@@ -4,6 +4,7 @@
 #include "control/config_yaml.h"
 
 #include "control/config_reader.h"
+#include "control/config_support.h"
 #include "control/config_values.h"
 #include "control/key_file.h"
 #include "lib/units.h"
@@ -122,7 +123,10 @@ public:
             }
             root = YAML::Load(*text);
         } catch (const YAML::Exception& e) {
-            error_at(e.mark, "", "YAML syntax error: " + e.msg);
+            // yaml-cpp's message for a tab in the indentation names neither: say what it is.
+            if (!tab_indentation(*text)) {
+                error_at(e.mark, "", "YAML syntax error: " + e.msg);
+            }
             return finish(std::move(cfg));
         }
         if (root.IsNull()) {
@@ -144,6 +148,7 @@ public:
 private:
     result<config> finish(config cfg) {
         if (!has_errors()) {
+            cfg.warnings = format_warnings();
             return cfg;
         }
         return make_error(format_errors());
@@ -230,6 +235,29 @@ private:
         return false;
     }
 
+    // After a syntax error: records "a tab character is used for indentation" at the first line
+    // whose indentation holds a tab, and returns true; false when there is none. Only then, so
+    // a tab inside a block scalar of a valid file is never reported.
+    bool tab_indentation(const std::string& text) {
+        size_t line_start = 0;
+        for (int line = 0; line_start < text.size(); ++line) {
+            const size_t end = std::min(text.find('\n', line_start), text.size());
+            const size_t first = text.find_first_not_of(" \t", line_start);
+            const size_t indent_end = std::min(first, end);
+            const size_t tab = text.find('\t', line_start);
+            const bool blank = first >= end || text[first] == '#' || text[first] == '\r';
+            if (!blank && tab < indent_end) {
+                YAML::Mark mark;
+                mark.line = line;
+                mark.column = static_cast<int>(tab - line_start);
+                error_at(mark, "", "a tab character is used for indentation; YAML allows only spaces");
+                return true;
+            }
+            line_start = end + 1;
+        }
+        return false;
+    }
+
     // ---- sections ----------------------------------------------------------------------
 
     void walk(const YAML::Node& root, config& cfg) {
@@ -265,6 +293,9 @@ private:
         }
         load_keys(cfg);
         check_across(cfg);
+        if (!_opts.schema_only) {
+            check_supported(cfg, *this, _mtu_set ? _mtu_mark : _mesh_mark);
+        }
     }
 
     void read_mesh(const map_view& m, mesh_config& mesh) {
@@ -644,11 +675,7 @@ private:
         if (auto port = section(m, "port", port_keys)) {
             if (const auto* e = present(*port, "type")) {
                 if (auto type = as_enum(e->value, "dataplane.port.type", port_type_names)) {
-                    if (*type == port_type::dpdk && MESHFWD_HAVE_DPDK == 0) {
-                        error_at(e->value.Mark(), "dataplane.port.type", "this build has no DPDK support; use uring");
-                    } else {
-                        dp.port.type = *type;
-                    }
+                    dp.port.type = *type;  // dpdk is refused by check_supported
                 }
             }
             if (auto dpdk = section(*port, "dpdk", dpdk_keys)) {

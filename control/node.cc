@@ -60,19 +60,9 @@ result<void> node::state::start() {
         return make_error("--cores names " + std::to_string(options.cores.size()) + " CPUs; at most " +
                           std::to_string(dataplane::max_lanes) + " workers are supported");
     }
-    if (cfg.dataplane.port.type != port_type::uring) {
-        return make_error(cfg.source.string() + ": dataplane.port.type: dpdk ports are not built into the data plane "
-                          "yet; use uring");
-    }
-    if (cfg.mesh.device.type != device_type::tun) {
-        return make_error(cfg.source.string() + ": mesh.device.type: tap is not supported by the data plane yet; use tun");
-    }
+    // Device type, port type and the MTU limit are checked by the loader (config_support.cc), so
+    // --check refuses exactly what start-up would.
     const uint32_t mtu = cfg.mesh.device.mtu;
-    if (mtu > dataplane::packet_data_capacity - 32) {
-        return make_error(cfg.source.string() + ": mesh.device.mtu: " + std::to_string(mtu) +
-                          " is above the largest this build carries (" +
-                          std::to_string(dataplane::packet_data_capacity - 32) + ")");
-    }
     if (!identity.set_private_key(cfg.node.private_key)) {
         return make_error("node.private_key_file: the private key is all zeros");
     }

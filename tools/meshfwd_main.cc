@@ -151,6 +151,10 @@ int main(int argc, char** argv) {
         print_errors(cfg.error_message());
         return exit_failure;
     }
+    // The same warnings with --check and at start: keys this version accepts but ignores.
+    for (const auto& w : cfg->warnings) {
+        std::fprintf(stderr, "meshfwd: warning: %s\n", w.c_str());
+    }
     if (opts.check) {
         print_summary(*cfg, opts);
         return exit_ok;

@@ -3,6 +3,7 @@
 #include "config_test_util.h"
 
 #include "control/config.h"
+#include "control/config_support.h"
 #include "control/config_yaml.h"
 #include "lib/units.h"
 
@@ -70,7 +71,8 @@ TEST_F(config_test, full_config_reads_every_field) {
     const std::string peer_b = new_public_key();
     const std::string peer_c = new_public_key();
     ::setenv("MESHFWD_TEST_TURN_USER", "alice", 1);
-    auto cfg = load(R"(mesh:
+    // Every key of the design, including those this version refuses (tap, gateway): the schema.
+    auto cfg = load_schema(R"(mesh:
   enabled: true
   network_id: "my-network"
   network_cidr: "10.100.0.0/16"
@@ -219,13 +221,58 @@ TEST_F(config_test, example_config_is_valid) {
     std::ifstream in(std::filesystem::path(MESHFWD_TEST_DATA_DIR) / ".." / ".." / "examples" / "mesh.yaml");
     ASSERT_TRUE(in.good());
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    ::setenv("TURN_USER", "demo", 1);
-    ::setenv("TURN_PASS", "secret", 1);
     auto cfg = load(text);
-    ::unsetenv("TURN_USER");
-    ::unsetenv("TURN_PASS");
     ASSERT_TRUE(cfg.ok()) << cfg.error_message();
     EXPECT_EQ(cfg->peers.size(), 2u);
+    // It runs as shipped: nothing in it is ignored by this version.
+    EXPECT_TRUE(cfg->warnings.empty()) << cfg->warnings.front();
+}
+
+// What this version does not act on (config_support.cc): refused when it changes what the node
+// exposes or cannot run, warned about (and the config loads) otherwise; each at its key.
+TEST_F(config_test, features_not_built_are_refused_or_warned) {
+    write_key("a.key");
+    const std::string head = "node: {private_key_file: a.key, address: 10.0.0.1/24}\n";
+    EXPECT_TRUE(has_line(errors(load(head + "mesh:\n  device:\n    type: tap\n")),
+                         "4:5: mesh.device.type: not implemented in this version: TAP (layer 2) devices; use tun"));
+    EXPECT_TRUE(has_line(errors(load(head + "dataplane:\n  port: {type: dpdk}\n")),
+                         "3:10: dataplane.port.type: not implemented in this version: DPDK ports; use uring"));
+    EXPECT_TRUE(has_line(errors(load(head + "gateway: {exit_node: true}\n")),
+                         "2:11: gateway.exit_node: not implemented in this version: exit node"));
+    EXPECT_TRUE(has_line(errors(load(head + "gateway:\n  forwards: [{name: w, listen_port: 80, backends: [10.0.0.2:80]}]\n")),
+                         "3:3: gateway.forwards: not implemented in this version: gateway port forwards"));
+    const auto too_big = std::to_string(control::max_supported_mtu() + 1);
+    if (control::max_supported_mtu() < 65535) {
+        EXPECT_TRUE(has_line(errors(load(head + "mesh: {device: {mtu: " + too_big + "}}\n")),
+                             "2:22: mesh.device.mtu: " + too_big + " is above the largest MTU this build carries"));
+    }
+    // Off, empty or at the default: nothing to say.
+    auto quiet = load(head + "mesh: {enabled: false, stun: {servers: []}}\ngateway: {exit_node: false, forwards: []}\n");
+    ASSERT_TRUE(quiet.ok()) << quiet.error_message();
+    EXPECT_TRUE(quiet->warnings.empty()) << quiet->warnings.front();
+
+    auto warned = load(head + "mesh:\n  enabled: true\n  network_id: n\n  stun: {servers: [\"stun:s.example\"]}\n"
+                              "  routing: {max_hops: 3}\n  discovery: {server: \"c.example:7080\"}\n");
+    ASSERT_TRUE(warned.ok()) << warned.error_message();
+    ASSERT_EQ(warned->warnings.size(), 4u);
+    const std::string prefix = path("mesh.yaml").string() + ":";
+    EXPECT_EQ(warned->warnings[0], prefix + "3:3: mesh.enabled: not implemented in this version: joining a mesh network "
+                                            "through meshcoord; the node uses its static peers only; ignored");
+    EXPECT_EQ(warned->warnings[1], prefix + "5:3: mesh.stun: not implemented in this version: STUN (NAT traversal); "
+                                            "peers are reached at their configured endpoints; ignored");
+    EXPECT_EQ(warned->warnings[2], prefix + "6:3: mesh.routing: not implemented in this version: mesh routing; ignored");
+    EXPECT_EQ(warned->warnings[3], prefix + "7:3: mesh.discovery: not implemented in this version: the meshcoord "
+                                            "discovery client; ignored");
+}
+
+TEST_F(config_test, tab_indentation_is_named) {
+    write_key("a.key");
+    const auto lines = errors(load("node:\n  private_key_file: a.key\n\taddress: 10.0.0.1/24\n"));
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_EQ(lines[0], "3:1: a tab character is used for indentation; YAML allows only spaces");
+    // A tab inside a value is not indentation: fine.
+    auto ok = load("node:\n  private_key_file: a.key\n  address:\t10.0.0.1/24\n");
+    EXPECT_TRUE(ok.ok()) << ok.error_message();
 }
 
 // ---- file-level errors ---------------------------------------------------------------------

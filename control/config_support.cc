@@ -1,0 +1,99 @@
+// What this version acts on (see config_support.h). Each key of the design that is not built yet
+// gets one decision, kept in this file so that the list is easy to audit:
+//   refused: mesh.device.type tap, dataplane.port.type dpdk (the node cannot run them),
+//            gateway.exit_node and gateway.forwards (an operator relying on them would expose or
+//            lose services without knowing), an MTU above the data plane's buffers;
+//   warned, then ignored: mesh.enabled / network_id / discovery (meshcoord), mesh.stun,
+//            mesh.turn, mesh.connection, mesh.routing (NAT traversal and mesh routing: without
+//            them the node still talks to its static peers), mesh.device.mac_address with tun,
+//            dataplane.port.dpdk.eal_args with uring.
+// Loading thread only.
+#include "control/config_support.h"
+
+#include "dataplane/packet_pool.h"
+
+#include <string>
+
+namespace meshfwd::control {
+namespace {
+
+constexpr const char* not_implemented = "not implemented in this version: ";
+
+// The key's own position when it was written, else the nearest written parent's, else the file start.
+YAML::Mark mark_of(const config_reader& r, std::string path) {
+    while (!path.empty()) {
+        if (const auto* m = r.key_mark(path)) {
+            return *m;
+        }
+        const auto dot = path.rfind('.');
+        path = dot == std::string::npos ? std::string() : path.substr(0, dot);
+    }
+    return YAML::Mark();
+}
+
+} // namespace
+
+uint32_t max_supported_mtu() noexcept {
+    // The TUN read carries a virtio-net header in front of the packet (dataplane/worker.cc
+    // segment_capacity); the pool buffer must hold both.
+    return dataplane::packet_data_capacity - 32;
+}
+
+void check_supported(const config& cfg, config_reader& r, const YAML::Mark& mtu_mark) {
+    const auto error = [&](const std::string& path, const std::string& what) {
+        r.error_at(mark_of(r, path), path, not_implemented + what);
+    };
+    const auto warn = [&](const std::string& path, const std::string& what) {
+        r.warning_at(mark_of(r, path), path, not_implemented + what + "; ignored");
+    };
+
+    // ---- refused --------------------------------------------------------------------------
+    if (cfg.mesh.device.type == device_type::tap) {
+        error("mesh.device.type", "TAP (layer 2) devices; use tun");
+    }
+    if (cfg.dataplane.port.type == port_type::dpdk) {
+        error("dataplane.port.type", "DPDK ports; use uring");
+    }
+    if (cfg.gateway.exit_node) {
+        error("gateway.exit_node", "exit node (0.0.0.0/0 and ::/0 with masquerade); remove it or set false");
+    }
+    if (!cfg.gateway.forwards.empty()) {
+        error("gateway.forwards", "gateway port forwards; remove them (nothing would listen on their ports)");
+    }
+    if (cfg.mesh.device.mtu > max_supported_mtu()) {
+        r.error_at(mtu_mark, "mesh.device.mtu",
+                   std::to_string(cfg.mesh.device.mtu) + " is above the largest MTU this build carries (" +
+                       std::to_string(max_supported_mtu()) + ")");
+    }
+
+    // ---- warned about, then ignored -------------------------------------------------------
+    if (cfg.mesh.enabled) {
+        warn("mesh.enabled", "joining a mesh network through meshcoord; the node uses its static peers only");
+    } else if (!cfg.mesh.network_id.empty()) {
+        warn("mesh.network_id", "mesh networks (meshcoord)");
+    }
+    if (cfg.mesh.discovery.server) {
+        warn("mesh.discovery", "the meshcoord discovery client");
+    }
+    if (!cfg.mesh.stun_servers.empty()) {
+        warn("mesh.stun", "STUN (NAT traversal); peers are reached at their configured endpoints");
+    }
+    if (!cfg.mesh.turn_servers.empty()) {
+        warn("mesh.turn", "TURN relays");
+    }
+    for (const char* section : {"mesh.connection", "mesh.routing"}) {
+        if (r.key_mark(section) != nullptr) {
+            warn(section, std::string(section) == "mesh.connection" ? "NAT traversal and relays" : "mesh routing");
+        }
+    }
+    if (cfg.mesh.device.mac_address && cfg.mesh.device.type == device_type::tun) {
+        r.warning_at(mark_of(r, "mesh.device.mac_address"), "mesh.device.mac_address",
+                     "used by tap devices only; ignored with tun");
+    }
+    if (!cfg.dataplane.port.dpdk.eal_args.empty() && cfg.dataplane.port.type != port_type::dpdk) {
+        r.warning_at(mark_of(r, "dataplane.port.dpdk.eal_args"), "dataplane.port.dpdk.eal_args",
+                     "used with dataplane.port.type dpdk only; ignored");
+    }
+}
+
+} // namespace meshfwd::control

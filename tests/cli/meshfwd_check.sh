@@ -287,11 +287,22 @@ for cores in 5-2 a 999; do
     fi
 done
 
-run_in "$tmp" -c nowhere.yaml
-if [[ $rc -eq 2 ]] && grep -q "^meshfwd: error: --cores is required" <<<"$err"; then
-    pass "--cores required without --check"
+# Without --cores: one worker per CPU the process may run on (taskset narrows that), as the
+# summary shows; start-up uses the same list.
+if command -v taskset >/dev/null; then
+    out=$(cd "$tmp/example" && taskset -c 0 "$meshfwd" --check -c mesh.yaml 2>&1)
+    if grep -q "data plane: 1 core (0, the default: CPUs this process may run on)" <<<"$out"; then
+        pass "no --cores under taskset -c 0: one worker on CPU 0"
+    else
+        fail "no --cores under taskset -c 0: one worker on CPU 0" "$out"
+    fi
+fi
+run_in "$tmp/example" --check -c mesh.yaml
+allowed=$(python3 -c 'import os; print(min(len(os.sched_getaffinity(0)), 64))')
+if [[ $rc -eq 0 ]] && grep -q "data plane: $allowed cores\? (.*, the default" <<<"$out"; then
+    pass "no --cores: every allowed CPU ($allowed)"
 else
-    fail "--cores required without --check" "exit $rc, stderr: $err"
+    fail "no --cores: every allowed CPU ($allowed)" "exit $rc: $out $err"
 fi
 
 run_in "$tmp" --check -c nowhere.yaml

@@ -69,6 +69,12 @@ result<void> node::state::start() {
     cookies = std::make_unique<crypto::cookie_checker>(identity, mono_clock::now());
     const auto n_workers = static_cast<unsigned>(options.cores.size());
 
+    // SO_REUSEPORT would let a second node on this port join our group silently and take part of
+    // the traffic (and us of its): refuse a port that something else holds, before the device
+    // exists.
+    if (auto r = dataplane::check_udp_port_free(endpoint(ip_address::v6({}), cfg.node.listen_port)); !r) {
+        return make_error("node.listen_port: " + r.error_message());
+    }
     auto tun_dev = dataplane::tun_device::create(
         {.name = cfg.mesh.device.name, .mtu = mtu, .queues = n_workers, .vnet_hdr = true});
     if (!tun_dev) {

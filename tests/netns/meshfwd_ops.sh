@@ -1,0 +1,59 @@
+#!/bin/bash
+# What an operator runs into when starting nodes (issue 17), on the real binary:
+#
+#   ns1 ($ns1)                                   ns2 ($ns2)
+#   meshfwd a (taskset -c 0, no --cores)         meshfwd b --cores 0
+#     mfa0 10.100.0.1/24                           mfb0 10.100.0.2/24
+#     UDP 51820 + lanes --- veth1 <-> veth2 ---    UDP 51820 + lanes
+#                192.0.2.1/24   192.0.2.2/24
+#
+# - Without --cores a node starts one worker per allowed CPU: under `taskset -c 0`, one
+#   (`meshctl status --json`: node.workers 1, cores [0]).
+# - A second meshfwd on a's UDP port (same user, so SO_REUSEPORT would let it join a's group)
+#   exits non-zero naming the port and that another process holds it; a still owns the port
+#   and still passes traffic.
+# Arg: $1 build dir. Root only (77 = skipped; see lib.sh for CI).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+netns_require_root
+netns_require_programs python3 ping ss taskset
+meshfwd_build "$1"
+netns_python
+api=127.0.0.1:7082
+
+meshfwd_pair_configs
+netns_pair
+wait_until 5 n1 ping -c1 -W1 192.0.2.2 || fail "underlay veth does not work"
+
+log "a without --cores under taskset -c 0: one worker"
+netns_spawn "$ns1" meshfwd-a taskset -c 0 "$meshfwd" -c "$tmp/a.yaml" --log-level debug
+pid_a=$spawned_pid
+wait_until 10 status_json "$ns1" || { cat "$tmp/meshfwd-a.log" >&2; fail "meshfwd a did not start"; }
+st=$(status_json "$ns1")
+[[ $(jget "$st" "d['node']['workers']") == 1 && $(jget "$st" "d['node']['cores']") == "[0]" ]] ||
+    fail "a: expected 1 worker on CPU 0, status: $(jget "$st" "d['node']")"
+netns_meshfwd "$ns2" b "$tmp/b.yaml" 0 "$api"
+tunnel_ping "$ns1" 10.100.0.2
+
+log "a second meshfwd on a's UDP port 51820 is refused"
+sed -e 's/name: mfa0/name: mfc0/' -e "s/listen: $api/listen: 127.0.0.1:7083/" "$tmp/a.yaml" >"$tmp/c.yaml"
+cp "$tmp/a.key" "$tmp/c.key"
+sed -i 's/private_key_file: a.key/private_key_file: c.key/' "$tmp/c.yaml"
+netns_spawn "$ns1" meshfwd-c "$meshfwd" --cores 0 -c "$tmp/c.yaml"
+pid_c=$spawned_pid
+wait_until 10 not_running "$pid_c" || fail "the second meshfwd on port 51820 is still running"
+rc=0
+wait "$pid_c" || rc=$?
+[[ $rc -ne 0 ]] || fail "the second meshfwd exited 0"
+grep -qF "meshfwd: error: node.listen_port: UDP port 51820 is held by another process" "$tmp/meshfwd-c.log" ||
+    fail "the second meshfwd's message: $(cat "$tmp/meshfwd-c.log")"
+echo "    exit $rc: $(grep -F 'node.listen_port' "$tmp/meshfwd-c.log")"
+n1 ip link show mfc0 >/dev/null 2>&1 && fail "the refused node left its device mfc0 behind"
+owners=$(n1 ss -Hulnp 'sport = :51820')
+grep -q "pid=$pid_a," <<<"$owners" || fail "a no longer holds UDP 51820: $owners"
+grep -q "pid=$pid_c," <<<"$owners" && fail "the refused node still holds UDP 51820: $owners"
+kill -0 "$pid_a" 2>/dev/null || fail "meshfwd a exited"
+tunnel_ping "$ns1" 10.100.0.2
+
+echo "PASS"

@@ -12,12 +12,14 @@
 # - A second meshfwd on a's UDP port (same user, so SO_REUSEPORT would let it join a's group)
 #   exits non-zero naming the port and that another process holds it; a still owns the port
 #   and still passes traffic.
+# - CAP_NET_ADMIN alone is enough: b restarted as uid 65534 with only that capability (setpriv)
+#   creates its device, binds its sockets and passes traffic.
 # Arg: $1 build dir. Root only (77 = skipped; see lib.sh for CI).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 netns_require_root
-netns_require_programs python3 ping ss taskset
+netns_require_programs python3 ping ss taskset setpriv
 meshfwd_build "$1"
 netns_python
 api=127.0.0.1:7082
@@ -34,6 +36,7 @@ st=$(status_json "$ns1")
 [[ $(jget "$st" "d['node']['workers']") == 1 && $(jget "$st" "d['node']['cores']") == "[0]" ]] ||
     fail "a: expected 1 worker on CPU 0, status: $(jget "$st" "d['node']")"
 netns_meshfwd "$ns2" b "$tmp/b.yaml" 0 "$api"
+pid_b=$spawned_pid
 tunnel_ping "$ns1" 10.100.0.2
 
 log "a second meshfwd on a's UDP port 51820 is refused"
@@ -55,5 +58,24 @@ grep -q "pid=$pid_a," <<<"$owners" || fail "a no longer holds UDP 51820: $owners
 grep -q "pid=$pid_c," <<<"$owners" && fail "the refused node still holds UDP 51820: $owners"
 kill -0 "$pid_a" 2>/dev/null || fail "meshfwd a exited"
 tunnel_ping "$ns1" 10.100.0.2
+
+log "CAP_NET_ADMIN alone is enough: b restarted as nobody with only that capability"
+kill -TERM "$pid_b"
+wait_until 10 not_running "$pid_b" || fail "meshfwd b did not stop on SIGTERM"
+mkdir "$tmp/nobody"
+cp "$tmp/b.key" "$tmp/b.yaml" "$tmp/nobody/"
+chown -R 65534:65534 "$tmp/nobody"
+chmod 711 "$tmp"
+netns_spawn "$ns2" meshfwd-b-nobody setpriv --reuid=65534 --regid=65534 --clear-groups \
+    --inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin \
+    "$meshfwd" --cores 0 -c "$tmp/nobody/b.yaml"
+pid_b=$spawned_pid
+wait_until 10 status_json "$ns2" || { cat "$tmp/meshfwd-b-nobody.log" >&2; fail "meshfwd b as nobody did not start"; }
+caps=$(sed -n 's/^CapEff:\s*//p' "/proc/$pid_b/status")
+uid=$(awk '/^Uid:/ { print $3 }' "/proc/$pid_b/status")
+[[ $caps == 0000000000001000 && $uid == 65534 ]] || fail "b runs as uid $uid with CapEff $caps, expected 65534 and CAP_NET_ADMIN only"
+echo "    b: uid $uid, CapEff $caps (CAP_NET_ADMIN only)"
+# The new b knows none of a's sessions: it handshakes when it has something to send.
+tunnel_ping "$ns2" 10.100.0.1
 
 echo "PASS"

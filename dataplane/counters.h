@@ -14,6 +14,7 @@ namespace meshfwd::dataplane {
 
 #define MESHFWD_DROP_REASONS(X)                                                                   \
     X(no_route, "no peer's allowed IPs contain the destination")                                  \
+    X(not_routable_local, "link-local or multicast from the host (IPv6 router/neighbour solicitation, MLD, mDNS), no peer's") \
     X(no_endpoint, "the peer has no known endpoint to send to")                                   \
     X(no_session_queue_full, "no session yet and the peer's staging queue is full")               \
     X(not_ip, "not an IPv4/IPv6 packet (from the device), or a mesh frame from a plain peer")     \

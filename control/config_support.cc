@@ -96,4 +96,15 @@ void check_supported(const config& cfg, config_reader& r, const YAML::Mark& mtu_
     }
 }
 
+result<void> check_workers(const config& cfg, size_t n_workers) {
+    const auto& range = cfg.dataplane.lane_ports;
+    if (range && range->size() < n_workers) {
+        return make_error(range->location + ": dataplane.lane_ports: " + std::to_string(range->first) + "-" +
+                          std::to_string(range->last) + " holds " + std::to_string(range->size()) + " port" +
+                          (range->size() == 1 ? "" : "s") + "; " + std::to_string(n_workers) +
+                          " workers need one each (widen the range or give fewer --cores)");
+    }
+    return {};
+}
+
 } // namespace meshfwd::control

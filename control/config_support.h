@@ -7,7 +7,9 @@
 
 #include "control/config.h"
 #include "control/config_reader.h"
+#include "lib/result.h"
 
+#include <cstddef>
 #include <cstdint>
 
 namespace meshfwd::control {
@@ -19,5 +21,9 @@ uint32_t max_supported_mtu() noexcept;
 // Records errors and warnings on `reader` for the keys of `cfg` this version does not act on.
 // `mtu_mark`: where mesh.device.mtu was written (or the mesh section when it was not).
 void check_supported(const config& cfg, config_reader& reader, const YAML::Mark& mtu_mark);
+
+// The checks that need the number of workers (known from --cores once the file is loaded):
+// dataplane.lane_ports must hold a port per worker. meshfwd runs it for --check and at start.
+[[nodiscard]] result<void> check_workers(const config& cfg, size_t n_workers);
 
 } // namespace meshfwd::control

@@ -63,9 +63,9 @@ constexpr std::array connection_keys{"direct_connect"sv, "relay_enabled"sv, "rel
                                      "keepalive_interval"sv};
 constexpr std::array routing_keys{"max_hops"sv, "route_timeout"sv, "split_horizon"sv};
 constexpr std::array node_keys{"name"sv, "private_key_file"sv, "listen_port"sv, "address"sv};
-constexpr std::array peer_keys{"public_key"sv, "endpoint"sv, "allowed_ips"sv, "persistent_keepalive"sv,
+constexpr std::array peer_keys{"public_key"sv, "name"sv, "endpoint"sv, "allowed_ips"sv, "persistent_keepalive"sv,
                                "preshared_key_file"sv, "meshfwd"sv};
-constexpr std::array dataplane_keys{"poll"sv, "spin"sv, "batch"sv, "crypto"sv, "port"sv};
+constexpr std::array dataplane_keys{"poll"sv, "spin"sv, "batch"sv, "crypto"sv, "port"sv, "lane_ports"sv};
 constexpr std::array port_keys{"type"sv, "dpdk"sv};
 constexpr std::array dpdk_keys{"eal_args"sv};
 constexpr std::array api_keys{"listen"sv};
@@ -159,6 +159,7 @@ private:
     load_options _opts;
 
     // Locations kept for the cross-section checks.
+    YAML::Mark _lane_ports_mark;
     bool _address_ok = false;
     YAML::Mark _address_mark;
     YAML::Mark _mtu_mark;
@@ -575,6 +576,7 @@ private:
             return;
         }
         std::map<crypto::public_key, size_t> by_key;
+        std::map<std::string, size_t> by_name;
         for (const auto& it : *list) {
             peer_config peer;
             peer_marks marks;
@@ -599,6 +601,19 @@ private:
                         }
                     } else {
                         error_at(e->value.Mark(), path, "not 32 bytes of base64 (a key as `wg pubkey` prints it)");
+                    }
+                }
+            }
+            if (const auto* e = present(*m, "name")) {
+                const std::string path = join_path(it.path, "name");
+                if (auto text = as_string(e->value, path)) {
+                    if (auto ok = check_identifier(*text, 64); !ok) {
+                        error_at(e->value.Mark(), path, ok.error_message());
+                    } else if (const auto [pos, fresh] = by_name.emplace(*text, peers.size()); !fresh) {
+                        error_at(e->value.Mark(), path,
+                                 "name " + quote(*text) + " is already used by peers[" + std::to_string(pos->second) + "]");
+                    } else {
+                        peer.name = *text;
                     }
                 }
             }
@@ -647,6 +662,21 @@ private:
     }
 
     void read_dataplane(const map_view& m, dataplane_config& dp) {
+        read(m, "lane_ports", dp.lane_ports, [this](const YAML::Node& n, const std::string& p) -> std::optional<std::optional<port_range>> {
+            auto text = as_string(n, p);
+            if (!text) {
+                return std::nullopt;
+            }
+            auto range = parse_port_range(*text);
+            if (!range) {
+                error_at(n.Mark(), p, range.error_message());
+                return std::nullopt;
+            }
+            _lane_ports_mark = n.Mark();
+            range->location = _file.string() + ":" + std::to_string(n.Mark().line + 1) + ":" +
+                              std::to_string(n.Mark().column + 1);
+            return std::optional<port_range>(*range);
+        });
         read_enum(m, "poll", dp.poll, poll_mode_names);
         read(m, "spin", dp.spin, [this](const YAML::Node& n, const std::string& p) -> std::optional<std::chrono::nanoseconds> {
             auto d = as_duration(n, p, true);
@@ -874,6 +904,12 @@ private:
                                                            "and this overlay carries IPv6");
         }
         check_overlaps();
+        if (cfg.dataplane.lane_ports && cfg.dataplane.lane_ports->first <= cfg.node.listen_port &&
+            cfg.node.listen_port <= cfg.dataplane.lane_ports->last) {
+            error_at(_lane_ports_mark, "dataplane.lane_ports",
+                     "contains node.listen_port " + std::to_string(cfg.node.listen_port) +
+                         "; the lanes need ports of their own");
+        }
         for (size_t i = 0; i < cfg.gateway.forwards.size(); ++i) {
             const auto& f = cfg.gateway.forwards[i];
             if (f.protocol == l4_protocol::udp && f.listen_port == cfg.node.listen_port) {

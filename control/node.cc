@@ -90,6 +90,7 @@ result<void> node::state::start() {
         return make_error("device " + tun->name() + ": " + r.error_message());
     }
 
+    uint32_t next_lane_port = cfg.dataplane.lane_ports ? cfg.dataplane.lane_ports->first : 0;
     for (unsigned i = 0; i < n_workers; ++i) {
         dataplane::udp_socket_options lo;
         lo.bind = endpoint(ip_address::v6({}), cfg.node.listen_port);
@@ -101,6 +102,20 @@ result<void> node::state::start() {
         dual_stack = ls->dual_stack;
         dataplane::udp_socket_options la;
         la.bind = endpoint(ls->local.address(), 0);
+        if (const auto& range = cfg.dataplane.lane_ports) {
+            // The first port of the range that nothing holds (a lane socket has no SO_REUSEPORT,
+            // so the bind itself would refuse a taken one; the probe just lets us go on to the next).
+            while (next_lane_port <= range->last &&
+                   !dataplane::check_udp_port_free(endpoint(ls->local.address(), static_cast<uint16_t>(next_lane_port)))) {
+                ++next_lane_port;
+            }
+            if (next_lane_port > range->last) {
+                return make_error(range->location + ": dataplane.lane_ports: no free port left in " +
+                                  std::to_string(range->first) + "-" + std::to_string(range->last) + " for worker " +
+                                  std::to_string(i) + " (the others are held by other processes)");
+            }
+            la.bind = endpoint(ls->local.address(), static_cast<uint16_t>(next_lane_port++));
+        }
         auto lane = dataplane::open_udp_socket(la);
         if (!lane) {
             return make_error("lane socket: " + lane.error_message());

@@ -5,6 +5,7 @@
 // Exit codes (also in --help): 0 success (--check passed, --help, --version); 1 the
 // configuration is invalid or the node cannot run; 2 usage error (bad option, bad --cores).
 #include "control/config.h"
+#include "control/config_support.h"
 #include "control/config_yaml.h"
 #include "control/node.h"
 #include "crypto/x25519.h"
@@ -164,6 +165,10 @@ int main(int argc, char** argv) {
     auto cfg = control::load_config(opts.config_file, control::load_options{.init_key = opts.init_key});
     if (!cfg) {
         print_errors(cfg.error_message());
+        return exit_failure;
+    }
+    if (auto fits = control::check_workers(*cfg, opts.cores.size()); !fits) {
+        print_errors(fits.error_message());
         return exit_failure;
     }
     // The same warnings with --check and at start: keys this version accepts but ignores.

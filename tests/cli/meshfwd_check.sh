@@ -305,6 +305,18 @@ else
     fail "no --cores: every allowed CPU ($allowed)" "exit $rc: $out $err"
 fi
 
+# dataplane.lane_ports must hold a port per worker: known once --cores is, checked by --check too.
+if (( $(nproc) >= 2 )); then
+    dir=$(new_case lanes)
+    printf 'node: {private_key_file: a.key, address: 10.0.0.1/24}\ndataplane:\n  lane_ports: 52000-52000\n' >"$dir/mesh.yaml"
+    run_in "$dir" --check --cores 0-1 -c mesh.yaml
+    if [[ $rc -eq 1 && $err == "meshfwd: error: mesh.yaml:3:15: dataplane.lane_ports: 52000-52000 holds 1 port; 2 workers need one each (widen the range or give fewer --cores)" ]]; then
+        pass "lane_ports smaller than the workers"
+    else
+        fail "lane_ports smaller than the workers" "exit $rc, stderr: $err"
+    fi
+fi
+
 run_in "$tmp" --check -c nowhere.yaml
 if [[ $rc -eq 1 && $err == "meshfwd: error: nowhere.yaml: cannot open: No such file or directory" ]]; then
     pass "missing config file"

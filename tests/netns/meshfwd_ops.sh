@@ -12,6 +12,10 @@
 # - A second meshfwd on a's UDP port (same user, so SO_REUSEPORT would let it join a's group)
 #   exits non-zero naming the port and that another process holds it; a still owns the port
 #   and still passes traffic.
+# - An idle node counts the kernel's own IPv6 link-local/multicast packets on its device as
+#   not_routable_local, and shows no no_route.
+# - examples/mesh.yaml starts as shipped in a third namespace, without warnings.
+# - b's lane socket binds the first port of its dataplane.lane_ports range.
 # - CAP_NET_ADMIN alone is enough: b restarted as uid 65534 with only that capability (setpriv)
 #   creates its device, binds its sockets and passes traffic.
 # Arg: $1 build dir. Root only (77 = skipped; see lib.sh for CI).
@@ -35,9 +39,25 @@ wait_until 10 status_json "$ns1" || { cat "$tmp/meshfwd-a.log" >&2; fail "meshfw
 st=$(status_json "$ns1")
 [[ $(jget "$st" "d['node']['workers']") == 1 && $(jget "$st" "d['node']['cores']") == "[0]" ]] ||
     fail "a: expected 1 worker on CPU 0, status: $(jget "$st" "d['node']")"
+# b's lanes from a configured range (a's stay kernel-chosen).
+sed -i 's/^dataplane: {poll: adaptive,/dataplane: {lane_ports: 52100-52103, poll: adaptive,/' "$tmp/b.yaml"
+grep -q "lane_ports: 52100-52103" "$tmp/b.yaml" || fail "could not set lane_ports in b.yaml"
 netns_meshfwd "$ns2" b "$tmp/b.yaml" 0 "$api"
 pid_b=$spawned_pid
+lanes_b=$(jget "$(status_json "$ns2")" "d['node']['lane_ports']")
+[[ $lanes_b == "[52100]" ]] || fail "b's lane ports are $lanes_b, expected [52100] from lane_ports 52100-52103"
+n2 ss -Hulnp 'sport = :52100' | grep -q "pid=$pid_b," || fail "b does not hold UDP 52100: $(n2 ss -Hulnp)"
+echo "    b: lane ports $lanes_b (dataplane.lane_ports 52100-52103)"
 tunnel_ping "$ns1" 10.100.0.2
+
+log "an idle node counts the kernel's own IPv6 link-local/multicast packets apart, not as no_route"
+# The kernel sends router solicitations and MLD reports on the new device by itself (within ~1-4 s
+# of it coming up); bounded wait for them to show.
+wait_until 10 test "$(drop_count "$(drops_json "$ns1")" not_routable_local)" -gt 0 ||
+    fail "a: no not_routable_local drops after 10 s: $(drops_json "$ns1")"
+d=$(drops_json "$ns1")
+[[ $(drop_count "$d" no_route) -eq 0 ]] || fail "a: no_route on a node without unroutable traffic: $d"
+echo "    a: not_routable_local $(drop_count "$d" not_routable_local), no_route 0"
 
 log "a second meshfwd on a's UDP port 51820 is refused"
 sed -e 's/name: mfa0/name: mfc0/' -e "s/listen: $api/listen: 127.0.0.1:7083/" "$tmp/a.yaml" >"$tmp/c.yaml"
@@ -77,5 +97,18 @@ uid=$(awk '/^Uid:/ { print $3 }' "/proc/$pid_b/status")
 echo "    b: uid $uid, CapEff $caps (CAP_NET_ADMIN only)"
 # The new b knows none of a's sessions: it handshakes when it has something to send.
 tunnel_ping "$ns2" 10.100.0.1
+
+log "examples/mesh.yaml starts as shipped (its key created by --init-key), without warnings"
+ns3="mfx$$"
+netns_add "$ns3"
+mkdir "$tmp/example"
+cp "$netns_dir/../../examples/mesh.yaml" "$tmp/example/"
+netns_spawn "$ns3" meshfwd-example "$meshfwd" --init-key --cores 0 -c "$tmp/example/mesh.yaml"
+pid_x=$spawned_pid
+wait_until 10 ip netns exec "$ns3" "$meshctl" status --api 127.0.0.1:7082 ||
+    { cat "$tmp/meshfwd-example.log" >&2; fail "the example did not start"; }
+kill -0 "$pid_x" 2>/dev/null || fail "the example exited: $(cat "$tmp/meshfwd-example.log")"
+grep -Eq "warning|error" "$tmp/meshfwd-example.log" && fail "the example logged: $(grep -E 'warning|error' "$tmp/meshfwd-example.log")"
+ip -n "$ns3" addr show mesh0 | grep -q "10.100.0.1/16" || fail "the example's device mesh0 lacks 10.100.0.1/16"
 
 echo "PASS"

@@ -265,6 +265,54 @@ TEST_F(config_test, features_not_built_are_refused_or_warned) {
                                             "discovery client; ignored");
 }
 
+TEST_F(config_test, peer_names_are_optional_valid_and_unique) {
+    write_key("a.key");
+    const std::string head = "node: {private_key_file: a.key, address: 10.0.0.1/24}\npeers:\n";
+    const std::string k1 = new_public_key(), k2 = new_public_key();
+    auto ok = load(head + "  - {public_key: \"" + k1 + "\", name: office-gw, allowed_ips: []}\n" +
+                   "  - {public_key: \"" + k2 + "\", allowed_ips: []}\n");
+    ASSERT_TRUE(ok.ok()) << ok.error_message();
+    EXPECT_EQ(ok->peers[0].name, "office-gw");
+    EXPECT_EQ(ok->peers[1].name, "");
+    EXPECT_TRUE(has_line(errors(load(head + "  - {public_key: \"" + k1 + "\", name: \"a b\", allowed_ips: []}\n")),
+                         "3:72: peers[0].name: "));
+    EXPECT_TRUE(has_line(errors(load(head + "  - {public_key: \"" + k1 + "\", name: x, allowed_ips: []}\n" +
+                                     "  - {public_key: \"" + k2 + "\", name: x, allowed_ips: []}\n")),
+                         "4:72: peers[1].name: name 'x' is already used by peers[0]"));
+}
+
+TEST_F(config_test, lane_ports_range) {
+    write_key("a.key");
+    const std::string head = "node: {private_key_file: a.key, address: 10.0.0.1/24}\n";
+    auto unset = load(head);
+    ASSERT_TRUE(unset.ok()) << unset.error_message();
+    EXPECT_FALSE(unset->dataplane.lane_ports.has_value()) << "default: kernel-chosen ports";
+    EXPECT_TRUE(control::check_workers(*unset, 64).ok());
+
+    auto ok = load(head + "dataplane:\n  lane_ports: 52000-52003\n");
+    ASSERT_TRUE(ok.ok()) << ok.error_message();
+    ASSERT_TRUE(ok->dataplane.lane_ports.has_value());
+    EXPECT_EQ(ok->dataplane.lane_ports->first, 52000);
+    EXPECT_EQ(ok->dataplane.lane_ports->last, 52003);
+    EXPECT_TRUE(control::check_workers(*ok, 4).ok());
+    const auto five = control::check_workers(*ok, 5);
+    ASSERT_FALSE(five.ok());
+    EXPECT_EQ(five.error_message(), path("mesh.yaml").string() +
+                                        ":3:15: dataplane.lane_ports: 52000-52003 holds 4 ports; 5 workers need one "
+                                        "each (widen the range or give fewer --cores)");
+
+    EXPECT_TRUE(has_line(errors(load(head + "dataplane: {lane_ports: 51800-51900}\n")),
+                         "2:25: dataplane.lane_ports: contains node.listen_port 51820; the lanes need ports of their own"));
+    EXPECT_TRUE(has_line(errors(load(head + "dataplane: {lane_ports: 0-10}\n")),
+                         "2:25: dataplane.lane_ports: '0-10': ports are 1..65535"));
+    EXPECT_TRUE(has_line(errors(load(head + "dataplane: {lane_ports: 60000-70000}\n")),
+                         "2:25: dataplane.lane_ports: '60000-70000': ports are 1..65535"));
+    EXPECT_TRUE(has_line(errors(load(head + "dataplane: {lane_ports: 52010-52000}\n")),
+                         "2:25: dataplane.lane_ports: '52010-52000': the first port is above the last"));
+    EXPECT_TRUE(has_line(errors(load(head + "dataplane: {lane_ports: lots}\n")),
+                         "2:25: dataplane.lane_ports: 'lots' is not a port range; write first-last, e.g. 52000-52063"));
+}
+
 TEST_F(config_test, tab_indentation_is_named) {
     write_key("a.key");
     const auto lines = errors(load("node:\n  private_key_file: a.key\n\taddress: 10.0.0.1/24\n"));

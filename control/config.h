@@ -108,6 +108,8 @@ struct node_config {
 
 struct peer_config {
     crypto::public_key public_key{};
+    // A label for status output and metrics (`name="..."` beside `public_key`); empty: none.
+    std::string name;
     std::optional<endpoint> endpoint_address;
     // Masked to their network address, as `wg` does.
     std::vector<ip_prefix> allowed_ips;
@@ -134,7 +136,19 @@ struct port_config {
     dpdk_config dpdk;
 };
 
+// dataplane.lane_ports "52000-52063": the ports the lane sockets bind (one per worker, the
+// first free ones in order). `location` ("mesh.yaml:12:14") is where it was written, for the
+// start-time check against the number of workers (check_workers in config_support.h).
+struct port_range {
+    uint16_t first = 0;
+    uint16_t last = 0;
+    std::string location;
+    uint32_t size() const noexcept { return uint32_t{last} - first + 1; }
+};
+
 struct dataplane_config {
+    // Unset: each lane socket gets a port the kernel picks.
+    std::optional<port_range> lane_ports;
     poll_mode poll = poll_mode::adaptive;
     // adaptive: how long an idle worker keeps polling (yielding the CPU to anything runnable)
     // before it sleeps; a packet that arrives later costs a wake-up.
@@ -179,6 +193,9 @@ struct config {
     dataplane_config dataplane;
     api_config api;
     gateway_config gateway;
+    // Keys this version accepts but does not act on, as "file:line:col: path: message", in file
+    // order; meshfwd prints them at start and with --check (control/config_support.cc).
+    std::vector<std::string> warnings;
 };
 
 // Names as written in mesh.yaml, for summaries and status output.

@@ -48,23 +48,51 @@ void config_reader::error_at(const YAML::Mark& mark, const std::string& path, st
     _diags.push_back({line, column, path, std::move(message)});
 }
 
-std::string config_reader::format_errors() {
+void config_reader::warning_at(const YAML::Mark& mark, const std::string& path, std::string message) {
+    const int line = mark.line >= 0 ? mark.line + 1 : 1;
+    const int column = mark.column >= 0 ? mark.column + 1 : 1;
+    _warnings.push_back({line, column, path, std::move(message)});
+}
+
+void config_reader::sort(std::vector<diagnostic>& diags) {
     // Stable: problems found at one position keep the order they were found in.
-    std::stable_sort(_diags.begin(), _diags.end(), [](const diagnostic& a, const diagnostic& b) {
+    std::stable_sort(diags.begin(), diags.end(), [](const diagnostic& a, const diagnostic& b) {
         return std::pair(a.line, a.column) < std::pair(b.line, b.column);
     });
+}
+
+std::string config_reader::format(const diagnostic& d) const {
+    std::string out = _file_name + ":" + std::to_string(d.line) + ":" + std::to_string(d.column) + ": ";
+    if (!d.path.empty()) {
+        out += d.path + ": ";
+    }
+    return out + d.message;
+}
+
+std::string config_reader::format_errors() {
+    sort(_diags);
     std::string out;
     for (const auto& d : _diags) {
         if (!out.empty()) {
             out += '\n';
         }
-        out += _file_name + ":" + std::to_string(d.line) + ":" + std::to_string(d.column) + ": ";
-        if (!d.path.empty()) {
-            out += d.path + ": ";
-        }
-        out += d.message;
+        out += format(d);
     }
     return out;
+}
+
+std::vector<std::string> config_reader::format_warnings() {
+    sort(_warnings);
+    std::vector<std::string> out;
+    for (const auto& d : _warnings) {
+        out.push_back(format(d));
+    }
+    return out;
+}
+
+const YAML::Mark* config_reader::key_mark(const std::string& path) const {
+    const auto it = _key_marks.find(path);
+    return it == _key_marks.end() ? nullptr : &it->second;
 }
 
 std::optional<map_view> config_reader::section(const map_view& m, std::string_view key,
@@ -137,6 +165,7 @@ std::optional<map_view> config_reader::open_map(const YAML::Node& node, const st
             error_at(key.Mark(), key_path, "duplicate key (first at line " + std::to_string(pos->second) + ")");
             continue;
         }
+        _key_marks.emplace(key_path, key.Mark());
         m.entries.push_back({name, key, it->second});
     }
     return m;

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <chrono>
+#include <map>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -57,9 +58,17 @@ public:
 
     // `mark` is yaml-cpp's (0-based; a null mark means the file start); `path` may be empty.
     void error_at(const YAML::Mark& mark, const std::string& path, std::string message);
+    // A problem that does not make the file invalid (a key this version accepts but ignores):
+    // reported as "file:line:col: path: message" as errors are, but the config still loads.
+    void warning_at(const YAML::Mark& mark, const std::string& path, std::string message);
     bool has_errors() const noexcept { return !_diags.empty(); }
     // Every error, sorted by position, one per line: "file:line:col: path: message".
     std::string format_errors();
+    // Every warning, the same way, one string each.
+    std::vector<std::string> format_warnings();
+    // Where the key `path` ("mesh.stun", "gateway.forwards") was written, if a mapping opened
+    // with open_map held it; for checks that run on the finished config.
+    const YAML::Mark* key_mark(const std::string& path) const;
 
     // The mapping's entries; errors for a non-mapping, non-scalar keys, unknown keys (with a
     // "did you mean") and duplicate keys, which are left out.
@@ -130,8 +139,13 @@ private:
     void unknown_enum_value(const YAML::Node& node, const std::string& path, const std::string& text,
                             std::span<const std::string_view> choices);
 
+    static void sort(std::vector<diagnostic>& diags);
+    std::string format(const diagnostic& d) const;
+
     std::string _file_name;
     std::vector<diagnostic> _diags;
+    std::vector<diagnostic> _warnings;
+    std::map<std::string, YAML::Mark, std::less<>> _key_marks;
 };
 
 } // namespace meshfwd::control

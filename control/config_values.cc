@@ -318,4 +318,31 @@ std::string quote(std::string_view text) {
     return out;
 }
 
+result<port_range> parse_port_range(std::string_view text) {
+    const auto bad = [&] {
+        return make_error(quote(text) + " is not a port range; write first-last, e.g. 52000-52063");
+    };
+    const auto number = [](std::string_view t) -> std::optional<uint32_t> {
+        uint32_t v = 0;
+        const auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+        if (t.empty() || ec != std::errc() || ptr != t.data() + t.size()) {
+            return std::nullopt;
+        }
+        return v;
+    };
+    const size_t dash = text.find('-');
+    const auto first = number(text.substr(0, dash));
+    const auto last = dash == std::string_view::npos ? first : number(text.substr(dash + 1));
+    if (!first || !last) {
+        return bad();
+    }
+    if (*first < 1 || *first > 65535 || *last < 1 || *last > 65535) {
+        return make_error(quote(text) + ": ports are 1..65535");
+    }
+    if (*first > *last) {
+        return make_error(quote(text) + ": the first port is above the last");
+    }
+    return port_range{static_cast<uint16_t>(*first), static_cast<uint16_t>(*last), {}};
+}
+
 } // namespace meshfwd::control

@@ -33,6 +33,9 @@ namespace meshfwd::control {
 // with a multicast address cannot receive unicast frames.
 [[nodiscard]] result<std::array<uint8_t, 6>> parse_mac_address(std::string_view text);
 
+// A UDP port range "52000-52063" (or one port "52000"): 1..65535, first <= last.
+[[nodiscard]] result<port_range> parse_port_range(std::string_view text);
+
 // Identifiers such as network_id and forward names: 1..max_len of [A-Za-z0-9._-].
 [[nodiscard]] result<void> check_identifier(std::string_view text, size_t max_len);
 // A Linux interface name: 1..15 bytes (IFNAMSIZ - 1), no '/', ':' or blanks, not "." or "..".

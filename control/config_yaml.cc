@@ -4,6 +4,7 @@
 #include "control/config_yaml.h"
 
 #include "control/config_reader.h"
+#include "control/config_support.h"
 #include "control/config_values.h"
 #include "control/key_file.h"
 #include "crypto/messages.h"
@@ -63,9 +64,9 @@ constexpr std::array connection_keys{"direct_connect"sv, "relay_enabled"sv, "rel
                                      "keepalive_interval"sv};
 constexpr std::array routing_keys{"max_hops"sv, "route_timeout"sv, "split_horizon"sv};
 constexpr std::array node_keys{"name"sv, "private_key_file"sv, "listen_port"sv, "address"sv};
-constexpr std::array peer_keys{"public_key"sv, "endpoint"sv, "allowed_ips"sv, "persistent_keepalive"sv,
+constexpr std::array peer_keys{"public_key"sv, "name"sv, "endpoint"sv, "allowed_ips"sv, "persistent_keepalive"sv,
                                "preshared_key_file"sv, "meshfwd"sv};
-constexpr std::array dataplane_keys{"poll"sv, "spin"sv, "batch"sv, "crypto"sv, "port"sv};
+constexpr std::array dataplane_keys{"poll"sv, "spin"sv, "batch"sv, "crypto"sv, "port"sv, "lane_ports"sv};
 constexpr std::array port_keys{"type"sv, "dpdk"sv};
 constexpr std::array dpdk_keys{"eal_args"sv};
 constexpr std::array api_keys{"listen"sv};
@@ -123,7 +124,10 @@ public:
             }
             root = YAML::Load(*text);
         } catch (const YAML::Exception& e) {
-            error_at(e.mark, "", "YAML syntax error: " + e.msg);
+            // yaml-cpp's message for a tab in the indentation names neither: say what it is.
+            if (!tab_indentation(*text)) {
+                error_at(e.mark, "", "YAML syntax error: " + e.msg);
+            }
             return finish(std::move(cfg));
         }
         if (root.IsNull()) {
@@ -145,6 +149,7 @@ public:
 private:
     result<config> finish(config cfg) {
         if (!has_errors()) {
+            cfg.warnings = format_warnings();
             return cfg;
         }
         return make_error(format_errors());
@@ -155,6 +160,7 @@ private:
     load_options _opts;
 
     // Locations kept for the cross-section checks.
+    YAML::Mark _lane_ports_mark;
     bool _address_ok = false;
     YAML::Mark _address_mark;
     YAML::Mark _mtu_mark;
@@ -231,6 +237,29 @@ private:
         return false;
     }
 
+    // After a syntax error: records "a tab character is used for indentation" at the first line
+    // whose indentation holds a tab, and returns true; false when there is none. Only then, so
+    // a tab inside a block scalar of a valid file is never reported.
+    bool tab_indentation(const std::string& text) {
+        size_t line_start = 0;
+        for (int line = 0; line_start < text.size(); ++line) {
+            const size_t end = std::min(text.find('\n', line_start), text.size());
+            const size_t first = text.find_first_not_of(" \t", line_start);
+            const size_t indent_end = std::min(first, end);
+            const size_t tab = text.find('\t', line_start);
+            const bool blank = first >= end || text[first] == '#' || text[first] == '\r';
+            if (!blank && tab < indent_end) {
+                YAML::Mark mark;
+                mark.line = line;
+                mark.column = static_cast<int>(tab - line_start);
+                error_at(mark, "", "a tab character is used for indentation; YAML allows only spaces");
+                return true;
+            }
+            line_start = end + 1;
+        }
+        return false;
+    }
+
     // ---- sections ----------------------------------------------------------------------
 
     void walk(const YAML::Node& root, config& cfg) {
@@ -266,6 +295,9 @@ private:
         }
         load_keys(cfg);
         check_across(cfg);
+        if (!_opts.schema_only) {
+            check_supported(cfg, *this);
+        }
     }
 
     void read_mesh(const map_view& m, mesh_config& mesh) {
@@ -546,6 +578,7 @@ private:
             return;
         }
         std::map<crypto::public_key, size_t> by_key;
+        std::map<std::string, size_t> by_name;
         for (const auto& it : *list) {
             peer_config peer;
             peer_marks marks;
@@ -570,6 +603,19 @@ private:
                         }
                     } else {
                         error_at(e->value.Mark(), path, "not 32 bytes of base64 (a key as `wg pubkey` prints it)");
+                    }
+                }
+            }
+            if (const auto* e = present(*m, "name")) {
+                const std::string path = join_path(it.path, "name");
+                if (auto text = as_string(e->value, path)) {
+                    if (auto ok = check_identifier(*text, 64); !ok) {
+                        error_at(e->value.Mark(), path, ok.error_message());
+                    } else if (const auto [pos, fresh] = by_name.emplace(*text, peers.size()); !fresh) {
+                        error_at(e->value.Mark(), path,
+                                 "name " + quote(*text) + " is already used by peers[" + std::to_string(pos->second) + "]");
+                    } else {
+                        peer.name = *text;
                     }
                 }
             }
@@ -618,6 +664,21 @@ private:
     }
 
     void read_dataplane(const map_view& m, dataplane_config& dp) {
+        read(m, "lane_ports", dp.lane_ports, [this](const YAML::Node& n, const std::string& p) -> std::optional<std::optional<port_range>> {
+            auto text = as_string(n, p);
+            if (!text) {
+                return std::nullopt;
+            }
+            auto range = parse_port_range(*text);
+            if (!range) {
+                error_at(n.Mark(), p, range.error_message());
+                return std::nullopt;
+            }
+            _lane_ports_mark = n.Mark();
+            range->location = _file.string() + ":" + std::to_string(n.Mark().line + 1) + ":" +
+                              std::to_string(n.Mark().column + 1);
+            return std::optional<port_range>(*range);
+        });
         read_enum(m, "poll", dp.poll, poll_mode_names);
         read(m, "spin", dp.spin, [this](const YAML::Node& n, const std::string& p) -> std::optional<std::chrono::nanoseconds> {
             auto d = as_duration(n, p, true);
@@ -646,11 +707,7 @@ private:
         if (auto port = section(m, "port", port_keys)) {
             if (const auto* e = present(*port, "type")) {
                 if (auto type = as_enum(e->value, "dataplane.port.type", port_type_names)) {
-                    if (*type == port_type::dpdk && MESHFWD_HAVE_DPDK == 0) {
-                        error_at(e->value.Mark(), "dataplane.port.type", "this build has no DPDK support; use uring");
-                    } else {
-                        dp.port.type = *type;
-                    }
+                    dp.port.type = *type;  // dpdk is refused by check_supported
                 }
             }
             if (auto dpdk = section(*port, "dpdk", dpdk_keys)) {
@@ -849,6 +906,12 @@ private:
                                                            "and this overlay carries IPv6");
         }
         check_overlaps();
+        if (cfg.dataplane.lane_ports && cfg.dataplane.lane_ports->first <= cfg.node.listen_port &&
+            cfg.node.listen_port <= cfg.dataplane.lane_ports->last) {
+            error_at(_lane_ports_mark, "dataplane.lane_ports",
+                     "contains node.listen_port " + std::to_string(cfg.node.listen_port) +
+                         "; the lanes need ports of their own");
+        }
         for (size_t i = 0; i < cfg.gateway.forwards.size(); ++i) {
             const auto& f = cfg.gateway.forwards[i];
             if (f.protocol == l4_protocol::udp && f.listen_port == cfg.node.listen_port) {

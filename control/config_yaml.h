@@ -18,6 +18,9 @@ namespace meshfwd::control {
 struct load_options {
     // Create node.private_key_file (mode 0600, `wg genkey` form) when it does not exist.
     bool init_key = false;
+    // Read every key of the design without the checks of what this version acts on
+    // (config_support.h): for tests of the schema itself. meshfwd never sets it.
+    bool schema_only = false;
 };
 
 [[nodiscard]] result<config> load_config(const std::filesystem::path& file, const load_options& opts);

@@ -164,7 +164,7 @@ void peer_metrics(std::string& out, const json* peer_list) {
     static constexpr spec specs[] = {
         {"rx_bytes", "meshfwd_peer_rx_bytes_total", "counter", "WireGuard message bytes received from the peer."},
         {"tx_bytes", "meshfwd_peer_tx_bytes_total", "counter", "WireGuard message bytes sent to the peer."},
-        {"latest_handshake_unix", "meshfwd_peer_latest_handshake_seconds", "gauge",
+        {"latest_handshake_unix", "meshfwd_peer_latest_handshake_timestamp_seconds", "gauge",
          "Unix time of the peer's latest completed handshake; 0 = never."},
     };
     for (const auto& s : specs) {
@@ -174,9 +174,14 @@ void peer_metrics(std::string& out, const json* peer_list) {
         }
         for (const auto& p : *peer_list) {
             const std::string* key = string_member(&p, "public_key");
+            const std::string* name = string_member(&p, "name");
             const auto v = counter(member(&p, s.key));
             if (key != nullptr && v) {
-                f.sample({"public_key", *key}, std::to_string(*v));
+                if (name != nullptr) {
+                    f.sample({"public_key", *key, "name", *name}, std::to_string(*v));
+                } else {
+                    f.sample({"public_key", *key}, std::to_string(*v));
+                }
             }
         }
     }
@@ -208,6 +213,15 @@ std::string prometheus_escape_label(std::string_view value) {
 std::string prometheus_text(const json& status, const json& peers) {
     std::string out;
     out.reserve(4096);
+    {
+        const json* node = member(&status, "node");
+        const std::string* version = string_member(node, "version");
+        const std::string* crypto = string_member(node, "crypto");
+        family f(out, "meshfwd_build_info", "gauge", "Always 1; the labels name meshfwd's version and AEAD backend.");
+        if (version != nullptr && crypto != nullptr) {
+            f.sample({"version", *version, "crypto", *crypto}, "1");
+        }
+    }
     worker_counters(out, member(&status, "workers"));
     handshake_counters(out, member(&status, "handshakes"));
     const json* peer_list = member(&peers, "peers");

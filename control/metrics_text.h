@@ -4,12 +4,13 @@
 // calls it on the control thread, right after the providers).
 //
 // Families, each with # HELP and # TYPE even when it has no samples:
+//   meshfwd_build_info{version,crypto}                 gauge    always 1
 //   meshfwd_{rx,tx}_{packets,bytes}_total{worker}      counter  per worker
 //   meshfwd_drops_total{worker,reason}                 counter  per worker and drop reason
 //   meshfwd_handshakes_total{kind}                     counter  initiations_sent, ...
 //   meshfwd_handshake_rejections_total{reason}         counter
-//   meshfwd_peer_{rx,tx}_bytes_total{public_key}       counter  per peer
-//   meshfwd_peer_latest_handshake_seconds{public_key}  gauge    unix time, 0 = never
+//   meshfwd_peer_{rx,tx}_bytes_total{public_key[,name]}  counter  per peer (name: peers[].name, when set)
+//   meshfwd_peer_latest_handshake_timestamp_seconds{public_key[,name]}  gauge  unix time, 0 = never
 //   meshfwd_peers                                      gauge
 //   meshfwd_uptime_seconds                             gauge
 // Malformed or missing parts of the input are skipped, never thrown on: the text is best effort.

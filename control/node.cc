@@ -60,13 +60,8 @@ result<void> node::state::start() {
         return make_error("--cores names " + std::to_string(options.cores.size()) + " CPUs; at most " +
                           std::to_string(dataplane::max_lanes) + " workers are supported");
     }
-    if (cfg.dataplane.port.type != port_type::uring) {
-        return make_error(cfg.source.string() + ": dataplane.port.type: dpdk ports are not built into the data plane "
-                          "yet; use uring");
-    }
-    if (cfg.mesh.device.type != device_type::tun) {
-        return make_error(cfg.source.string() + ": mesh.device.type: tap is not supported by the data plane yet; use tun");
-    }
+    // Device type, port type and the MTU limit are checked by the loader (config_support.cc), so
+    // --check refuses exactly what start-up would.
     const uint32_t mtu = cfg.mesh.device.mtu;
     // The config reader refuses these already (with the line); this covers configs built in code.
     if (mtu > crypto::limits::max_mtu) {
@@ -81,6 +76,12 @@ result<void> node::state::start() {
     cookies = std::make_unique<crypto::cookie_checker>(identity, mono_clock::now());
     const auto n_workers = static_cast<unsigned>(options.cores.size());
 
+    // SO_REUSEPORT would let a second node on this port join our group silently and take part of
+    // the traffic (and us of its): refuse a port that something else holds, before the device
+    // exists.
+    if (auto r = dataplane::check_udp_port_free(endpoint(ip_address::v6({}), cfg.node.listen_port)); !r) {
+        return make_error("node.listen_port: " + r.error_message());
+    }
     auto tun_dev = dataplane::tun_device::create(
         {.name = cfg.mesh.device.name, .mtu = mtu, .queues = n_workers, .vnet_hdr = true});
     if (!tun_dev) {
@@ -96,6 +97,7 @@ result<void> node::state::start() {
         return make_error("device " + tun->name() + ": " + r.error_message());
     }
 
+    uint32_t next_lane_port = cfg.dataplane.lane_ports ? cfg.dataplane.lane_ports->first : 0;
     for (unsigned i = 0; i < n_workers; ++i) {
         dataplane::udp_socket_options lo;
         lo.bind = endpoint(ip_address::v6({}), cfg.node.listen_port);
@@ -107,6 +109,20 @@ result<void> node::state::start() {
         dual_stack = ls->dual_stack;
         dataplane::udp_socket_options la;
         la.bind = endpoint(ls->local.address(), 0);
+        if (const auto& range = cfg.dataplane.lane_ports) {
+            // The first port of the range that nothing holds (a lane socket has no SO_REUSEPORT,
+            // so the bind itself would refuse a taken one; the probe just lets us go on to the next).
+            while (next_lane_port <= range->last &&
+                   !dataplane::check_udp_port_free(endpoint(ls->local.address(), static_cast<uint16_t>(next_lane_port)))) {
+                ++next_lane_port;
+            }
+            if (next_lane_port > range->last) {
+                return make_error(range->location + ": dataplane.lane_ports: no free port left in " +
+                                  std::to_string(range->first) + "-" + std::to_string(range->last) + " for worker " +
+                                  std::to_string(i) + " (the others are held by other processes)");
+            }
+            la.bind = endpoint(ls->local.address(), static_cast<uint16_t>(next_lane_port++));
+        }
         auto lane = dataplane::open_udp_socket(la);
         if (!lane) {
             return make_error("lane socket: " + lane.error_message());

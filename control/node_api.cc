@@ -125,6 +125,7 @@ nlohmann::json node::state::peers_json() {
                                     : ps->current                   ? "expired"
                                                                     : "none";
         list.push_back({{"public_key", crypto::key_to_base64(key)},
+                        {"name", ps->cfg.name.empty() ? json(nullptr) : json(ps->cfg.name)},
                         {"endpoint", ps->endpoint_owner ? json(ps->endpoint_owner->address.to_endpoint().to_string()) : json(nullptr)},
                         {"allowed_ips", allowed},
                         {"latest_handshake_unix", ps->latest_handshake_unix},

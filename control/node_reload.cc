@@ -35,6 +35,9 @@ void node::state::reload() {
         return;
     }
     config& n = *fresh;
+    for (const auto& w : n.warnings) {
+        spdlog::warn("reload: {}", w);
+    }
     const auto warn_restart = [](const char* what) {
         spdlog::warn("reload: {} changed; restart meshfwd to apply it (kept the running value)", what);
     };

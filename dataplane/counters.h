@@ -14,6 +14,7 @@ namespace meshfwd::dataplane {
 
 #define MESHFWD_DROP_REASONS(X)                                                                   \
     X(no_route, "no peer's allowed IPs contain the destination")                                  \
+    X(not_routable_local, "link-local or multicast from the host (IPv6 router/neighbour solicitation, MLD, mDNS), no peer's") \
     X(no_endpoint, "the peer has no known endpoint to send to")                                   \
     X(no_session_queue_full, "no session yet and the peer's staging queue was full (oldest dropped)") \
     X(staged_ring_full, "no session yet and no free mailbox message to hand the packet to control") \

@@ -137,6 +137,19 @@ uint32_t flow_hash(std::span<const uint8_t> ip) noexcept {
     return mix(mix(mix(mix(0x1234567u, lo), hi), (plo << 16) | phi), proto);
 }
 
+// Whether the IP packet at `ip` (length already checked) goes to a link-local or multicast
+// address: IPv6 fe80::/10 or ff00::/8, IPv4 169.254.0.0/16, 224.0.0.0/4 or 255.255.255.255.
+// Only asked for packets that no peer's allowed IPs contain.
+static bool host_local_destination(const uint8_t* ip) noexcept {
+    if ((ip[0] >> 4) == 6) {
+        const uint8_t* dst = ip + 24;
+        return dst[0] == 0xff || (dst[0] == 0xfe && (dst[1] & 0xc0) == 0x80);
+    }
+    const uint8_t* dst = ip + 16;
+    return (dst[0] & 0xf0) == 0xe0 || (dst[0] == 169 && dst[1] == 254) ||
+           (dst[0] == 255 && dst[1] == 255 && dst[2] == 255 && dst[3] == 255);
+}
+
 // Callers pass at most max_burst packets; anything beyond is dropped (counted), never leaked.
 static void drop_excess(pipeline_context& ctx, std::span<packet*> packets) noexcept {
     for (std::size_t i = max_burst; i < packets.size(); ++i) {
@@ -162,7 +175,9 @@ std::size_t encapsulate_burst(pipeline_context& ctx, std::span<packet*> packets)
         }
         const uint32_t slot = snap.routes.lookup_destination({p->data, p->length});
         if (slot >= snap.peers.size() || snap.peers[slot] == nullptr) {
-            drop(ctx, p, drop_reason::no_route);
+            // The host's own link-local and multicast traffic on the device (the kernel's IPv6
+            // autoconfiguration, MLD) is no routing failure: counted apart so no_route means one.
+            drop(ctx, p, host_local_destination(p->data) ? drop_reason::not_routable_local : drop_reason::no_route);
             continue;
         }
         peer_runtime* peer = snap.peers[slot];

@@ -154,4 +154,26 @@ result<udp_socket> open_udp_socket(const udp_socket_options& options) {
     return r;
 }
 
+result<void> check_udp_port_free(const endpoint& bind) {
+    udp_socket_options o;
+    o.bind = bind;
+    o.reuseport = false;
+    o.buffer_bytes = 0;
+    o.gro = false;
+    int err = 0;
+    auto r = open_as(o, &err);
+    if (!r && err == EAFNOSUPPORT && bind.address() == ip_address::v6({})) {
+        o.bind = endpoint(ip_address{}, bind.port());
+        r = open_as(o, &err);
+    }
+    if (r) {
+        return {}; // closed here: the caller binds its SO_REUSEPORT group next
+    }
+    if (err == EADDRINUSE) {
+        return make_error("UDP port " + std::to_string(bind.port()) +
+                          " is held by another process (another meshfwd or WireGuard on the same port?)");
+    }
+    return make_error(r.error_message());
+}
+
 } // namespace meshfwd::dataplane

@@ -56,6 +56,14 @@ struct udp_socket {
 // Errors name the address and the failing step.
 result<udp_socket> open_udp_socket(const udp_socket_options& options);
 
+// Whether another socket already holds UDP `bind`'s port: binds a plain socket (no
+// SO_REUSEPORT) there and closes it at once. Sockets of the same user that set SO_REUSEPORT
+// join one group and share the traffic, so a second node on the port would start silently and
+// take flows from the first; probing before the group is bound refuses that instead. (Two nodes
+// starting in the same instant can both pass; that window is the time between two binds.)
+// Error: "port N is held by another process" for EADDRINUSE, else the bind error.
+result<void> check_udp_port_free(const endpoint& bind);
+
 // --- Worker helpers (per burst; no allocation) ---
 
 // Control space for one UDP_SEGMENT cmsg (a uint16_t) and one UDP_GRO cmsg (an int).

@@ -130,7 +130,7 @@ result<std::vector<unsigned>> parse_cpu_list(std::string_view text, unsigned n_c
     });
 }
 
-result<std::vector<unsigned>> parse_cpu_list(std::string_view text) {
+result<std::vector<unsigned>> allowed_cpus() {
     const long configured = sysconf(_SC_NPROCESSORS_CONF);
     if (configured <= 0) {
         return make_error("cannot count this machine's CPUs");
@@ -156,6 +156,20 @@ result<std::vector<unsigned>> parse_cpu_list(std::string_view text) {
     if (!have_mask) {
         return make_error("cannot read this process's CPU affinity");
     }
+    return allowed_list;
+}
+
+result<std::vector<unsigned>> parse_cpu_list(std::string_view text) {
+    const long configured = sysconf(_SC_NPROCESSORS_CONF);
+    if (configured <= 0) {
+        return make_error("cannot count this machine's CPUs");
+    }
+    const auto n_cpus = static_cast<unsigned>(configured);
+    auto allowed = allowed_cpus();
+    if (!allowed) {
+        return make_error(allowed.error_message());
+    }
+    const std::vector<unsigned>& allowed_list = *allowed;
     return parse_with(text, [&](unsigned cpu) -> std::string {
         if (cpu >= n_cpus) {
             return "CPU " + std::to_string(cpu) + " does not exist (this machine has " +

@@ -22,6 +22,10 @@ result<std::vector<unsigned>> parse_cpu_list(std::string_view text);
 /// validating a list meant for another machine).
 result<std::vector<unsigned>> parse_cpu_list(std::string_view text, unsigned n_cpus);
 
+/// The CPUs this process may run on (sched_getaffinity), sorted ascending: what `taskset`,
+/// cgroup cpusets and container limits leave it.
+result<std::vector<unsigned>> allowed_cpus();
+
 /// The compact form of a set of CPUs: "0-3,6". Input may be unsorted or hold duplicates;
 /// an empty set gives "".
 std::string format_cpu_list(std::span<const unsigned> cpus);

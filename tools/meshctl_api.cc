@@ -395,6 +395,10 @@ result<std::string> format_peers(const json& peers, int64_t now_unix) {
             out += "\n";
         }
         out += "peer: " + f.str(peer, p, "public_key") + "\n";
+        // Optional (peers[].name; older nodes do not send it).
+        if (const auto it = peer.find("name"); it != peer.end() && it->is_string()) {
+            out += "  name: " + it->get<std::string>() + "\n";
+        }
         const std::string ep = f.str_or_null(peer, p, "endpoint");
         if (!ep.empty()) {
             out += "  endpoint: " + ep + "\n";
@@ -427,17 +431,24 @@ result<std::string> format_peers(const json& peers, int64_t now_unix) {
         } else {
             out += ", plain WireGuard";
         }
+        out += "\n";
+        // This peer's traffic per worker, as a table (how evenly lanes spread it).
         const json& workers = f.array(peer, p, "workers");
         if (!workers.empty()) {
-            out += ", workers rx/tx packets:";
+            char row[160];
+            std::snprintf(row, sizeof(row), "  %-8s %12s %12s %12s %12s\n", "worker", "rx packets", "tx packets",
+                          "rx bytes", "tx bytes");
+            out += row;
             for (size_t j = 0; j < workers.size(); ++j) {
                 const std::string wp = fields::index(p + ".workers", j);
-                out += " " + std::to_string(f.count(workers[j], wp, "id")) + ":" +
-                       std::to_string(f.count(workers[j], wp, "rx_packets")) + "/" +
-                       std::to_string(f.count(workers[j], wp, "tx_packets"));
+                std::snprintf(row, sizeof(row), "  %-8" PRIu64 " %12" PRIu64 " %12" PRIu64 " %12s %12s\n",
+                              f.count(workers[j], wp, "id"), f.count(workers[j], wp, "rx_packets"),
+                              f.count(workers[j], wp, "tx_packets"),
+                              format_bytes(f.count(workers[j], wp, "rx_bytes")).c_str(),
+                              format_bytes(f.count(workers[j], wp, "tx_bytes")).c_str());
+                out += row;
             }
         }
-        out += "\n";
     }
     if (!f.ok()) {
         return make_error(f.error());

@@ -45,6 +45,22 @@ int main(int argc, char** argv) {
     auto* peers = app.add_subcommand("peers", "Show the running node's peers (like `wg show`)");
     meshctl::add_api_options(*peers, peers_opts);
 
+    // CLI11 would answer "A subcommand is required" for a mistyped one: name it and list them.
+    if (argc > 1 && argv[1][0] != '-') {
+        const std::string given = argv[1];
+        std::string known;
+        bool found = false;
+        for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+            found = found || sub->get_name() == given;
+            known += (known.empty() ? "" : ", ") + sub->get_name();
+        }
+        if (!found) {
+            std::fprintf(stderr, "meshctl: error: unknown subcommand '%s'; known subcommands: %s (meshctl --help)\n",
+                         given.c_str(), known.c_str());
+            return exit_usage;
+        }
+    }
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -5,9 +5,11 @@
 // Exit codes (also in --help): 0 success (--check passed, --help, --version); 1 the
 // configuration is invalid or the node cannot run; 2 usage error (bad option, bad --cores).
 #include "control/config.h"
+#include "control/config_support.h"
 #include "control/config_yaml.h"
 #include "control/node.h"
 #include "crypto/x25519.h"
+#include "dataplane/peer.h"
 #include "lib/cpu_list.h"
 #include "lib/ip_address.h"
 #include "lib/log.h"
@@ -24,9 +26,13 @@
 #include <string_view>
 #include <vector>
 
+// The lanes limit as text for --help (a string literal, so it can be pasted into others).
+#define MESHFWD_MAX_LANES_TEXT "64"
+
 namespace {
 
 using namespace meshfwd;
+static_assert(meshfwd::dataplane::max_lanes == 64, "update MESHFWD_MAX_LANES_TEXT");
 
 constexpr int exit_ok = 0;
 constexpr int exit_failure = 1;
@@ -35,6 +41,8 @@ constexpr int exit_usage = 2;
 constexpr const char* footer_text =
     "Exit codes: 0 success (--check passed); 1 invalid configuration or the node cannot run;\n"
     "2 usage error (unknown option, bad --cores).\n"
+    "Without --cores: one worker per CPU this process may run on (sched_getaffinity: taskset,\n"
+    "cpusets), at most " MESHFWD_MAX_LANES_TEXT " (the most lanes a peer pair can use).\n"
     "Example: meshfwd --cores 2-5 -c mesh.yaml";
 
 // Everything the command line says. The data plane will read cores, the control thread the
@@ -42,6 +50,7 @@ constexpr const char* footer_text =
 struct options {
     std::string cores_text;
     std::vector<unsigned> cores;
+    bool cores_default = false;  // not given: every allowed CPU, up to dataplane::max_lanes
     std::filesystem::path config_file;
     bool check = false;
     bool init_key = false;
@@ -50,7 +59,8 @@ struct options {
 
 void add_options(CLI::App& app, options& opts) {
     app.add_option("--cores", opts.cores_text,
-                   "CPUs to pin the data-plane workers to, as a list like 2-5 or 0,2,4-7 (required unless --check)");
+                   "CPUs to pin the data-plane workers to, one worker each, as a list like 2-5 or 0,2,4-7 "
+                   "(default: every CPU this process may run on, at most " MESHFWD_MAX_LANES_TEXT ")");
     app.add_option("-c,--config", opts.config_file, "Configuration file (mesh.yaml)")->required();
     app.add_flag("--check", opts.check, "Validate the configuration, print a summary and exit");
     app.add_flag("--init-key", opts.init_key,
@@ -98,11 +108,8 @@ void print_summary(const control::config& cfg, const options& opts) {
                 (cfg.gateway.exit_node ? " and exit node" : "") + "; ";
     }
     text += "data plane: ";
-    if (opts.cores.empty()) {
-        text += "cores not given";
-    } else {
-        text += plural(opts.cores.size(), "core") + " (" + format_cpu_list(opts.cores) + ")";
-    }
+    text += plural(opts.cores.size(), "core") + " (" + format_cpu_list(opts.cores) +
+            (opts.cores_default ? ", the default: CPUs this process may run on" : "") + ")";
     text += ", poll " + std::string(control::to_string(cfg.dataplane.poll)) + ", batch " +
             std::to_string(cfg.dataplane.batch) + ", crypto " + std::string(crypto::to_string(cfg.dataplane.crypto)) + ", port " +
             control::to_string(cfg.dataplane.port.type) + "; API on " + cfg.api.listen.to_string() + ".";
@@ -125,11 +132,20 @@ int main(int argc, char** argv) {
         return rc == 0 ? exit_ok : exit_usage;
     }
 
-    if (opts.cores_text.empty() && !opts.check) {
-        std::fputs("meshfwd: error: --cores is required (e.g. --cores 2-5) unless --check is given\n", stderr);
-        return exit_usage;
-    }
-    if (!opts.cores_text.empty()) {
+    if (opts.cores_text.empty()) {
+        // One worker per CPU we may run on; more workers than lanes would share lanes for nothing.
+        auto allowed = allowed_cpus();
+        if (!allowed || allowed->empty()) {
+            std::fprintf(stderr, "meshfwd: error: %s; give --cores\n",
+                         allowed ? "this process may run on no CPU" : allowed.error_message().c_str());
+            return exit_failure;
+        }
+        if (allowed->size() > dataplane::max_lanes) {
+            allowed->resize(dataplane::max_lanes);
+        }
+        opts.cores = std::move(*allowed);
+        opts.cores_default = true;
+    } else {
         auto cores = parse_cpu_list(opts.cores_text);
         if (!cores) {
             std::fprintf(stderr, "meshfwd: error: --cores %s: %s\n", opts.cores_text.c_str(), cores.error_message().c_str());
@@ -150,6 +166,14 @@ int main(int argc, char** argv) {
     if (!cfg) {
         print_errors(cfg.error_message());
         return exit_failure;
+    }
+    if (auto fits = control::check_workers(*cfg, opts.cores.size()); !fits) {
+        print_errors(fits.error_message());
+        return exit_failure;
+    }
+    // The same warnings with --check and at start: keys this version accepts but ignores.
+    for (const auto& w : cfg->warnings) {
+        std::fprintf(stderr, "meshfwd: warning: %s\n", w.c_str());
     }
     if (opts.check) {
         print_summary(*cfg, opts);

@@ -47,6 +47,9 @@ expect 2 "--api 127.0.0.1:0" status --api 127.0.0.1:0
 expect 2 "excludes" status --api 127.0.0.1:7082 -c "$tmp/mesh.yaml"
 expect 2 "cannot take api.listen from $tmp/nope.yaml" status -c "$tmp/nope.yaml"
 expect 2 "" status --bogus
+# A mistyped subcommand is named, with the list of known ones (not CLI11's "A subcommand is required").
+expect 2 "meshctl: error: unknown subcommand 'bogus'; known subcommands: genkey, pubkey, genpsk, ping, status, peers" bogus
+expect 2 "unknown subcommand 'stauts'" stauts --api 127.0.0.1:7082
 
 # -c: api.listen comes from the config.
 "$meshctl" genkey >"$tmp/a.key"

@@ -3,6 +3,7 @@
 #include "config_test_util.h"
 
 #include "control/config.h"
+#include "control/config_support.h"
 #include "control/config_yaml.h"
 #include "lib/units.h"
 
@@ -70,7 +71,8 @@ TEST_F(config_test, full_config_reads_every_field) {
     const std::string peer_b = new_public_key();
     const std::string peer_c = new_public_key();
     ::setenv("MESHFWD_TEST_TURN_USER", "alice", 1);
-    auto cfg = load(R"(mesh:
+    // Every key of the design, including those this version refuses (tap, gateway): the schema.
+    auto cfg = load_schema(R"(mesh:
   enabled: true
   network_id: "my-network"
   network_cidr: "10.100.0.0/16"
@@ -219,13 +221,101 @@ TEST_F(config_test, example_config_is_valid) {
     std::ifstream in(std::filesystem::path(MESHFWD_TEST_DATA_DIR) / ".." / ".." / "examples" / "mesh.yaml");
     ASSERT_TRUE(in.good());
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    ::setenv("TURN_USER", "demo", 1);
-    ::setenv("TURN_PASS", "secret", 1);
     auto cfg = load(text);
-    ::unsetenv("TURN_USER");
-    ::unsetenv("TURN_PASS");
     ASSERT_TRUE(cfg.ok()) << cfg.error_message();
     EXPECT_EQ(cfg->peers.size(), 2u);
+    // It runs as shipped: nothing in it is ignored by this version.
+    EXPECT_TRUE(cfg->warnings.empty()) << cfg->warnings.front();
+}
+
+// What this version does not act on (config_support.cc): refused when it changes what the node
+// exposes or cannot run, warned about (and the config loads) otherwise; each at its key.
+TEST_F(config_test, features_not_built_are_refused_or_warned) {
+    write_key("a.key");
+    const std::string head = "node: {private_key_file: a.key, address: 10.0.0.1/24}\n";
+    EXPECT_TRUE(has_line(errors(load(head + "mesh:\n  device:\n    type: tap\n")),
+                         "4:5: mesh.device.type: not implemented in this version: TAP (layer 2) devices; use tun"));
+    EXPECT_TRUE(has_line(errors(load(head + "dataplane:\n  port: {type: dpdk}\n")),
+                         "3:10: dataplane.port.type: not implemented in this version: DPDK ports; use uring"));
+    EXPECT_TRUE(has_line(errors(load(head + "gateway: {exit_node: true}\n")),
+                         "2:11: gateway.exit_node: not implemented in this version: exit node"));
+    EXPECT_TRUE(has_line(errors(load(head + "gateway:\n  forwards: [{name: w, listen_port: 80, backends: [10.0.0.2:80]}]\n")),
+                         "3:3: gateway.forwards: not implemented in this version: gateway port forwards"));
+    // Off, empty or at the default: nothing to say.
+    auto quiet = load(head + "mesh: {enabled: false, stun: {servers: []}}\ngateway: {exit_node: false, forwards: []}\n");
+    ASSERT_TRUE(quiet.ok()) << quiet.error_message();
+    EXPECT_TRUE(quiet->warnings.empty()) << quiet->warnings.front();
+
+    auto warned = load(head + "mesh:\n  enabled: true\n  network_id: n\n  stun: {servers: [\"stun:s.example\"]}\n"
+                              "  routing: {max_hops: 3}\n  discovery: {server: \"c.example:7080\"}\n");
+    ASSERT_TRUE(warned.ok()) << warned.error_message();
+    ASSERT_EQ(warned->warnings.size(), 4u);
+    const std::string prefix = path("mesh.yaml").string() + ":";
+    EXPECT_EQ(warned->warnings[0], prefix + "3:3: mesh.enabled: not implemented in this version: joining a mesh network "
+                                            "through meshcoord; the node uses its static peers only; ignored");
+    EXPECT_EQ(warned->warnings[1], prefix + "5:3: mesh.stun: not implemented in this version: STUN (NAT traversal); "
+                                            "peers are reached at their configured endpoints; ignored");
+    EXPECT_EQ(warned->warnings[2], prefix + "6:3: mesh.routing: not implemented in this version: mesh routing; ignored");
+    EXPECT_EQ(warned->warnings[3], prefix + "7:3: mesh.discovery: not implemented in this version: the meshcoord "
+                                            "discovery client; ignored");
+}
+
+TEST_F(config_test, peer_names_are_optional_valid_and_unique) {
+    write_key("a.key");
+    const std::string head = "node: {private_key_file: a.key, address: 10.0.0.1/24}\npeers:\n";
+    const std::string k1 = new_public_key(), k2 = new_public_key();
+    auto ok = load(head + "  - {public_key: \"" + k1 + "\", name: office-gw, allowed_ips: []}\n" +
+                   "  - {public_key: \"" + k2 + "\", allowed_ips: []}\n");
+    ASSERT_TRUE(ok.ok()) << ok.error_message();
+    EXPECT_EQ(ok->peers[0].name, "office-gw");
+    EXPECT_EQ(ok->peers[1].name, "");
+    EXPECT_TRUE(has_line(errors(load(head + "  - {public_key: \"" + k1 + "\", name: \"a b\", allowed_ips: []}\n")),
+                         "3:72: peers[0].name: "));
+    EXPECT_TRUE(has_line(errors(load(head + "  - {public_key: \"" + k1 + "\", name: x, allowed_ips: []}\n" +
+                                     "  - {public_key: \"" + k2 + "\", name: x, allowed_ips: []}\n")),
+                         "4:72: peers[1].name: name 'x' is already used by peers[0]"));
+}
+
+TEST_F(config_test, lane_ports_range) {
+    write_key("a.key");
+    const std::string head = "node: {private_key_file: a.key, address: 10.0.0.1/24}\n";
+    auto unset = load(head);
+    ASSERT_TRUE(unset.ok()) << unset.error_message();
+    EXPECT_FALSE(unset->dataplane.lane_ports.has_value()) << "default: kernel-chosen ports";
+    EXPECT_TRUE(control::check_workers(*unset, 64).ok());
+
+    auto ok = load(head + "dataplane:\n  lane_ports: 52000-52003\n");
+    ASSERT_TRUE(ok.ok()) << ok.error_message();
+    ASSERT_TRUE(ok->dataplane.lane_ports.has_value());
+    EXPECT_EQ(ok->dataplane.lane_ports->first, 52000);
+    EXPECT_EQ(ok->dataplane.lane_ports->last, 52003);
+    EXPECT_TRUE(control::check_workers(*ok, 4).ok());
+    const auto five = control::check_workers(*ok, 5);
+    ASSERT_FALSE(five.ok());
+    EXPECT_EQ(five.error_message(), path("mesh.yaml").string() +
+                                        ":3:15: dataplane.lane_ports: 52000-52003 holds 4 ports; 5 workers need one "
+                                        "each (widen the range or give fewer --cores)");
+
+    EXPECT_TRUE(has_line(errors(load(head + "dataplane: {lane_ports: 51800-51900}\n")),
+                         "2:25: dataplane.lane_ports: contains node.listen_port 51820; the lanes need ports of their own"));
+    EXPECT_TRUE(has_line(errors(load(head + "dataplane: {lane_ports: 0-10}\n")),
+                         "2:25: dataplane.lane_ports: '0-10': ports are 1..65535"));
+    EXPECT_TRUE(has_line(errors(load(head + "dataplane: {lane_ports: 60000-70000}\n")),
+                         "2:25: dataplane.lane_ports: '60000-70000': ports are 1..65535"));
+    EXPECT_TRUE(has_line(errors(load(head + "dataplane: {lane_ports: 52010-52000}\n")),
+                         "2:25: dataplane.lane_ports: '52010-52000': the first port is above the last"));
+    EXPECT_TRUE(has_line(errors(load(head + "dataplane: {lane_ports: lots}\n")),
+                         "2:25: dataplane.lane_ports: 'lots' is not a port range; write first-last, e.g. 52000-52063"));
+}
+
+TEST_F(config_test, tab_indentation_is_named) {
+    write_key("a.key");
+    const auto lines = errors(load("node:\n  private_key_file: a.key\n\taddress: 10.0.0.1/24\n"));
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_EQ(lines[0], "3:1: a tab character is used for indentation; YAML allows only spaces");
+    // A tab inside a value is not indentation: fine.
+    auto ok = load("node:\n  private_key_file: a.key\n  address:\t10.0.0.1/24\n");
+    EXPECT_TRUE(ok.ok()) << ok.error_message();
 }
 
 // ---- file-level errors ---------------------------------------------------------------------

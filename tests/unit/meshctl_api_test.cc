@@ -35,7 +35,7 @@ json status_fixture() {
 
 json peers_fixture() {
     return json::parse(R"({"peers": [
-  {"public_key": "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=", "endpoint": "192.0.2.2:51820",
+  {"public_key": "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=", "name": "b", "endpoint": "192.0.2.2:51820",
    "allowed_ips": ["10.0.0.2/32", "10.1.0.0/16"], "latest_handshake_unix": 1763799935,
    "rx_bytes": 1258291, "tx_bytes": 3565158, "rx_packets": 215, "tx_packets": 217,
    "persistent_keepalive_seconds": 25, "meshfwd": true, "lanes": 2, "session": "established", "handshakes": 1,
@@ -83,12 +83,16 @@ TEST(meshctl_api, peers_print_like_wg_show) {
     ASSERT_TRUE(text.ok()) << text.error_message();
     EXPECT_EQ(*text,
               "peer: xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\n"
+              "  name: b\n"
               "  endpoint: 192.0.2.2:51820\n"
               "  allowed ips: 10.0.0.2/32, 10.1.0.0/16\n"
               "  latest handshake: 1 minute, 5 seconds ago\n"
               "  transfer: 1.20 MiB received, 3.40 MiB sent\n"
               "  persistent keepalive: every 25 seconds\n"
-              "  session: established, lanes: 2, workers rx/tx packets: 0:120/118 1:95/99\n"
+              "  session: established, lanes: 2\n"
+              "  worker     rx packets   tx packets     rx bytes     tx bytes\n"
+              "  0                 120          118          1 B          2 B\n"
+              "  1                  95           99          3 B          4 B\n"
               "\n"
               "peer: TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=\n"
               "  allowed ips: (none)\n"

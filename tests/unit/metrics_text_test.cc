@@ -26,17 +26,20 @@ const json status_fixture = json::parse(R"({
   "peers": 2})");
 
 const json peers_fixture = json::parse(R"({"peers": [
-  {"public_key": "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=", "endpoint": "192.0.2.2:51820",
+  {"public_key": "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=", "name": "b", "endpoint": "192.0.2.2:51820",
    "allowed_ips": ["10.0.0.2/32"], "latest_handshake_unix": 1763800000, "rx_bytes": 1000, "tx_bytes": 2000,
    "rx_packets": 10, "tx_packets": 20, "persistent_keepalive_seconds": 25, "meshfwd": true, "lanes": 2,
    "session": "established", "handshakes": 1, "workers": []},
   {"public_key": "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=", "endpoint": null, "allowed_ips": [],
    "latest_handshake_unix": 0, "rx_bytes": 0, "tx_bytes": 0, "rx_packets": 0, "tx_packets": 0,
-   "persistent_keepalive_seconds": 0, "meshfwd": false, "lanes": 1, "session": "none", "handshakes": 0,
+   "persistent_keepalive_seconds": 0, "meshfwd": false, "lanes": 1, "session": "none", "handshakes": 0, "name": null,
    "workers": []}]})");
 
 TEST(metrics_text, fixture_gives_exact_exposition) {
     const std::string expected =
+        "# HELP meshfwd_build_info Always 1; the labels name meshfwd's version and AEAD backend.\n"
+        "# TYPE meshfwd_build_info gauge\n"
+        "meshfwd_build_info{version=\"0.1.0\",crypto=\"portable\"} 1\n"
         "# HELP meshfwd_rx_packets_total Packets received from the underlay and decrypted, per worker.\n"
         "# TYPE meshfwd_rx_packets_total counter\n"
         "meshfwd_rx_packets_total{worker=\"0\"} 120\n"
@@ -71,16 +74,16 @@ TEST(metrics_text, fixture_gives_exact_exposition) {
         "meshfwd_handshake_rejections_total{reason=\"bad_mac1\"} 2\n"
         "# HELP meshfwd_peer_rx_bytes_total WireGuard message bytes received from the peer.\n"
         "# TYPE meshfwd_peer_rx_bytes_total counter\n"
-        "meshfwd_peer_rx_bytes_total{public_key=\"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\"} 1000\n"
+        "meshfwd_peer_rx_bytes_total{public_key=\"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\",name=\"b\"} 1000\n"
         "meshfwd_peer_rx_bytes_total{public_key=\"TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=\"} 0\n"
         "# HELP meshfwd_peer_tx_bytes_total WireGuard message bytes sent to the peer.\n"
         "# TYPE meshfwd_peer_tx_bytes_total counter\n"
-        "meshfwd_peer_tx_bytes_total{public_key=\"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\"} 2000\n"
+        "meshfwd_peer_tx_bytes_total{public_key=\"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\",name=\"b\"} 2000\n"
         "meshfwd_peer_tx_bytes_total{public_key=\"TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=\"} 0\n"
-        "# HELP meshfwd_peer_latest_handshake_seconds Unix time of the peer's latest completed handshake; 0 = never.\n"
-        "# TYPE meshfwd_peer_latest_handshake_seconds gauge\n"
-        "meshfwd_peer_latest_handshake_seconds{public_key=\"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\"} 1763800000\n"
-        "meshfwd_peer_latest_handshake_seconds{public_key=\"TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=\"} 0\n"
+        "# HELP meshfwd_peer_latest_handshake_timestamp_seconds Unix time of the peer's latest completed handshake; 0 = never.\n"
+        "# TYPE meshfwd_peer_latest_handshake_timestamp_seconds gauge\n"
+        "meshfwd_peer_latest_handshake_timestamp_seconds{public_key=\"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\",name=\"b\"} 1763800000\n"
+        "meshfwd_peer_latest_handshake_timestamp_seconds{public_key=\"TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=\"} 0\n"
         "# HELP meshfwd_peers Configured and discovered peers.\n"
         "# TYPE meshfwd_peers gauge\n"
         "meshfwd_peers 2\n"
@@ -138,7 +141,7 @@ TEST(metrics_text, malformed_input_is_skipped_with_every_family_still_described)
     for (const char* family : {"meshfwd_rx_packets_total", "meshfwd_rx_bytes_total", "meshfwd_tx_packets_total",
                                "meshfwd_tx_bytes_total", "meshfwd_drops_total", "meshfwd_handshakes_total",
                                "meshfwd_handshake_rejections_total", "meshfwd_peer_rx_bytes_total",
-                               "meshfwd_peer_tx_bytes_total", "meshfwd_peer_latest_handshake_seconds",
+                               "meshfwd_peer_tx_bytes_total", "meshfwd_peer_latest_handshake_timestamp_seconds",
                                "meshfwd_peers", "meshfwd_uptime_seconds"}) {
         EXPECT_NE(text.find(std::string("# HELP ") + family + " "), std::string::npos) << family;
         EXPECT_NE(text.find(std::string("# TYPE ") + family + " "), std::string::npos) << family;

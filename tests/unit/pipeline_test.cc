@@ -639,6 +639,25 @@ TEST_F(Pipeline, EncapDropsNoRoute) {
     }
 }
 
+// The host's own link-local and multicast packets on the device (router and neighbour
+// solicitations, MLD reports, mDNS) are not routing failures: their own counter.
+TEST_F(Pipeline, EncapCountsHostLocalTrafficApartFromNoRoute) {
+    connect(a, b);
+    const auto addr = [](const char* text) { return ip_address::parse(text).value(); };
+    for (const char* dst : {"ff02::2", "ff02::16", "fe80::1", "224.0.0.251", "255.255.255.255", "169.254.1.1"}) {
+        const ip_address d = addr(dst);
+        const ip_address src = d.is_v6() ? addr("fe80::1234") : overlay4(1, 1);
+        const drop_counts before = drops(a);
+        EXPECT_TRUE(encap(a, load_all({ip_packet(src, d, 60)})).empty()) << dst;
+        expect_drops(a, before, drop_reason::not_routable_local);
+        EXPECT_EQ(pool.available(), pool.size());
+    }
+    // A global address nobody routes stays no_route.
+    const drop_counts before = drops(a);
+    EXPECT_TRUE(encap(a, load_all({ip_packet(addr("2001:db8::1"), addr("2001:db8::2"), 60)})).empty());
+    expect_drops(a, before, drop_reason::no_route);
+}
+
 TEST_F(Pipeline, EncapDropsNoEndpoint) {
     const peer_link l = connect(a, b);
     l.peer_at_x->endpoint.store(nullptr);

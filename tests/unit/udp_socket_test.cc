@@ -134,6 +134,27 @@ TEST(udp_socket, reuseport_sockets_share_a_port) {
     EXPECT_NE(plain.error_message().find("127.0.0.1:" + std::to_string(first.port)), std::string::npos);
 }
 
+// A second node on a port whose SO_REUSEPORT group exists must be refused, not join the group.
+TEST(udp_socket, port_probe_refuses_a_held_port_and_leaves_a_free_one_free) {
+    ENTER_PRIVATE_NETNS();
+    udp_socket group = open_ok({.bind = E("::"), .reuseport = true});
+    ASSERT_NE(group.port, 0);
+    auto held = check_udp_port_free(E("::", group.port));
+    ASSERT_FALSE(held.ok());
+    EXPECT_EQ(held.error_message(), "UDP port " + std::to_string(group.port) +
+                                        " is held by another process (another meshfwd or WireGuard on the same port?)");
+    // An IPv4-only holder is found by the dual-stack probe too.
+    udp_socket v4 = open_ok({.bind = E("127.0.0.1")});
+    EXPECT_FALSE(check_udp_port_free(E("::", v4.port)).ok());
+
+    // A free port: the probe succeeds and closes its socket, so a group can bind it after.
+    const uint16_t free_port = group.port;
+    group = udp_socket{};
+    ASSERT_TRUE(check_udp_port_free(E("::", free_port)).ok());
+    udp_socket again = open_ok({.bind = E("::", free_port), .reuseport = true});
+    EXPECT_EQ(again.port, free_port);
+}
+
 TEST(udp_socket, round_trip_over_loopback_v4_and_dual_stack) {
     ENTER_PRIVATE_NETNS();
     udp_socket a = open_ok({.bind = E("127.0.0.1")});

@@ -1,0 +1,51 @@
+// Proof of possession for node requests: a node signs each request to meshcoord with a MAC keyed
+// by the X25519 secret it shares with the server (its WireGuard static key x the server's key),
+// over the method, the target, a strictly increasing counter and a hash of the body. No second
+// identity, no password; meshcoord never sees a private key. Replays are refused because the
+// server stores the last counter per node (store::advance_request_counter) and requires the
+// counter, a Unix time in microseconds, to be within max_clock_skew of its own clock.
+// Pure functions: any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "coord/store.h"
+#include "crypto/secret.h"
+#include "lib/result.h"
+
+namespace meshfwd::coord {
+
+inline constexpr std::string_view header_node = "X-Meshfwd-Node";       // base64 public key
+inline constexpr std::string_view header_counter = "X-Meshfwd-Counter"; // decimal u64 (Unix us)
+inline constexpr std::string_view header_mac = "X-Meshfwd-Auth";        // base64 32-byte MAC
+inline constexpr std::chrono::seconds max_clock_skew{300};
+
+struct signed_headers {
+    std::string node;
+    std::string counter;
+    std::string mac;
+};
+
+// The key both sides derive: KDF(X25519(own secret, other public)), distinct from any WireGuard
+// session key by its label. Errors on an all-zero shared secret (a low-order public key).
+result<secret32> request_key(const secret32& own_secret, const node_key& other_public);
+
+// Client side: the three headers for one request. counter must exceed every earlier one.
+signed_headers sign_request(const secret32& key, const node_key& node, std::string_view method,
+                            std::string_view target, uint64_t counter, std::string_view body);
+
+struct verified_request {
+    node_key node{};
+    uint64_t counter = 0;
+};
+// Server side: parses the headers and checks the MAC with key = request_key(server secret, node).
+// The caller then checks the counter's freshness against its clock and the store.
+result<verified_request> verify_request(const secret32& server_secret, std::string_view node_header,
+                                        std::string_view counter_header, std::string_view mac_header,
+                                        std::string_view method, std::string_view target,
+                                        std::string_view body);
+
+} // namespace meshfwd::coord

@@ -31,10 +31,10 @@ struct signed_headers {
 
 // The key both sides derive: KDF(X25519(own secret, other public)), distinct from any WireGuard
 // session key by its label. Errors on an all-zero shared secret (a low-order public key).
-result<secret32> request_key(const secret32& own_secret, const node_key& other_public);
+result<crypto::secret32> request_key(const crypto::secret32& own_secret, const node_key& other_public);
 
 // Client side: the three headers for one request. counter must exceed every earlier one.
-signed_headers sign_request(const secret32& key, const node_key& node, std::string_view method,
+signed_headers sign_request(const crypto::secret32& key, const node_key& node, std::string_view method,
                             std::string_view target, uint64_t counter, std::string_view body);
 
 struct verified_request {
@@ -43,7 +43,7 @@ struct verified_request {
 };
 // Server side: parses the headers and checks the MAC with key = request_key(server secret, node).
 // The caller then checks the counter's freshness against its clock and the store.
-result<verified_request> verify_request(const secret32& server_secret, std::string_view node_header,
+result<verified_request> verify_request(const crypto::secret32& server_secret, std::string_view node_header,
                                         std::string_view counter_header, std::string_view mac_header,
                                         std::string_view method, std::string_view target,
                                         std::string_view body);

@@ -92,8 +92,11 @@ struct heartbeat {
     std::string network_id;
     node_key public_key{};
     std::optional<std::vector<std::string>> endpoints; // absent: unchanged
+    // The signed request's counter: recorded only if greater than the stored one (as
+    // advance_request_counter), else the beat is refused as `replayed`. 0: no check (seed 003).
+    uint64_t request_counter = 0;
 };
-enum class heartbeat_status : uint8_t { ok, came_online, unknown_peer };
+enum class heartbeat_status : uint8_t { ok, came_online, unknown_peer, replayed };
 
 enum class invite_status : uint8_t { consumed, already_used, unknown };
 

@@ -113,7 +113,6 @@ const std::pair<const char*, const char*> statements[] = {
     {"network_state", "SELECT version, pruned_version, peer_count FROM networks WHERE id = $1"},
     {"network_versions", "SELECT id, version FROM networks"},
     {"peer_get", "SELECT " PEER_COLUMNS " FROM peers WHERE network_id = $1 AND public_key = $2"},
-    {"peer_get_for_update", "SELECT online, endpoints FROM peers WHERE network_id = $1 AND public_key = $2 FOR UPDATE"},
     {"peer_by_id", "SELECT " PEER_COLUMNS " FROM peers WHERE peer_id = $1"},
     {"peer_id_taken", "SELECT 1 FROM peers WHERE peer_id = $1"},
     {"peer_list", "SELECT " PEER_COLUMNS " FROM peers WHERE network_id = $1 ORDER BY ipv4"},
@@ -126,8 +125,12 @@ const std::pair<const char*, const char*> statements[] = {
     {"peer_insert", "INSERT INTO peers (network_id, public_key, peer_id, ipv4, hostname, os, endpoints, exit_node, "
                     "approved, online, last_heartbeat_ms, created_ms, policy_json, version, request_counter) "
                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, true, $10, $10, $11, 0, $12)"},
-    {"peer_heartbeat", "UPDATE peers SET last_heartbeat_ms = $3, online = true, endpoints = $4 "
-                       "WHERE network_id = $1 AND public_key = $2"},
+    // One round trip per beat: the FROM subquery locks the row and reads its old state.
+    {"peer_heartbeat", "UPDATE peers p SET last_heartbeat_ms = $3, online = true, "
+                       "endpoints = CASE WHEN $5 THEN $4 ELSE p.endpoints END "
+                       "FROM (SELECT online, endpoints FROM peers WHERE network_id = $1 AND public_key = $2 "
+                       "FOR UPDATE) old WHERE p.network_id = $1 AND p.public_key = $2 "
+                       "RETURNING old.online, old.endpoints <> p.endpoints"},
     {"peer_lowest", "SELECT ipv4 FROM peers WHERE network_id = $1 ORDER BY ipv4 ASC LIMIT 1"},
     {"peer_highest", "SELECT ipv4 FROM peers WHERE network_id = $1 ORDER BY ipv4 DESC LIMIT 1"},
     {"peer_gap", "SELECT p.ipv4 + 1 FROM peers p WHERE p.network_id = $1 AND p.ipv4 < $2 AND NOT EXISTS "
@@ -711,19 +714,18 @@ result<std::vector<heartbeat_status>> postgres_store::record_heartbeats(std::spa
                 out.push_back(heartbeat_status::unknown_peer);
                 continue;
             }
-            auto rows = tx.exec_prepared("peer_get_for_update", beat.network_id, bytes(beat.public_key));
+            auto rows = tx.exec_prepared("peer_heartbeat", beat.network_id, bytes(beat.public_key), now_ms,
+                                         beat.endpoints ? encode_endpoints(*beat.endpoints) : std::string{},
+                                         beat.endpoints.has_value());
             if (rows.empty()) {
                 out.push_back(heartbeat_status::unknown_peer);
                 continue;
             }
             bool online = rows[0][0].as<bool>();
-            std::string stored = rows[0][1].c_str();
-            std::string endpoints = beat.endpoints ? encode_endpoints(*beat.endpoints) : stored;
-            tx.exec_prepared("peer_heartbeat", beat.network_id, bytes(beat.public_key), now_ms, endpoints);
             if (!online) {
                 append_event(tx, beat.network_id, beat.public_key, event_kind::online);
             }
-            if (endpoints != stored) {
+            if (rows[0][1].as<bool>()) {
                 append_event(tx, beat.network_id, beat.public_key, event_kind::changed);
             }
             out.push_back(online ? heartbeat_status::ok : heartbeat_status::came_online);

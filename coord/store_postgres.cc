@@ -21,20 +21,17 @@
 #include <pqxx/pqxx>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <map>
-#include <mutex>
 #include <set>
 #include <thread>
 
 #include "coord/store_internal.h"
+#include "coord/store_postgres_listener.h"
 
 namespace meshfwd::coord::detail {
 namespace {
 
-const char* const notify_channel = "meshcoord_changes";
 constexpr int64_t schema_lock_key = 0x6d657368636f6f72; // "meshcoor": serialises schema creation
 
 const char* const schema_sql = R"sql(
@@ -222,95 +219,6 @@ std::unique_ptr<pqxx::connection> connect(const std::string& url) {
     }
     return c;
 }
-
-using listener_fn = std::function<void(const std::string&, int64_t)>;
-
-// LISTENs on its own connection and calls the listener for each notification. After a lost
-// connection it reconnects (with backoff) and calls the listener once per network with its
-// current version, since notifications sent meanwhile are gone.
-class change_listener_thread {
-public:
-    change_listener_thread(std::string url, listener_fn fn) : _url(std::move(url)), _fn(std::move(fn)) {
-        _thread = std::thread([this] { run(); });
-    }
-    ~change_listener_thread() {
-        _stop = true;
-        _thread.join();
-    }
-
-    // Waits (bounded) until LISTEN is active, so every commit after this returns is notified.
-    bool wait_listening(std::chrono::milliseconds limit) {
-        std::unique_lock lock(_mutex);
-        return _cv.wait_for(lock, limit, [this] { return _listening; });
-    }
-
-private:
-    class receiver final : public pqxx::notification_receiver {
-    public:
-        receiver(pqxx::connection_base& c, change_listener_thread& owner)
-            : pqxx::notification_receiver(c, notify_channel), _owner(owner) {}
-        void operator()(const std::string& payload, int) override {
-            auto colon = payload.find(':');
-            if (colon == std::string::npos) {
-                return; // not ours: ignore rather than guess
-            }
-            int64_t version = 0;
-            try {
-                version = std::stoll(payload.substr(0, colon));
-            } catch (const std::exception&) {
-                return;
-            }
-            _owner._fn(payload.substr(colon + 1), version);
-        }
-
-    private:
-        change_listener_thread& _owner;
-    };
-
-    void run() {
-        bool reconnected = false;
-        auto backoff = std::chrono::milliseconds(100);
-        while (!_stop) {
-            try {
-                pqxx::connection c(_url);
-                receiver r(c, *this);
-                // LISTEN is sent when the receiver registers; a round trip makes sure it is active.
-                pqxx::nontransaction(c).exec("SELECT 1");
-                {
-                    std::lock_guard lock(_mutex);
-                    _listening = true;
-                }
-                _cv.notify_all();
-                if (reconnected) {
-                    auto rows = pqxx::nontransaction(c).exec("SELECT id, version FROM networks");
-                    for (const auto& row : rows) {
-                        _fn(row[0].c_str(), row[1].as<int64_t>());
-                    }
-                }
-                backoff = std::chrono::milliseconds(100);
-                while (!_stop) {
-                    c.await_notification(0, 200'000); // wakes every 200 ms to see _stop
-                }
-                return;
-            } catch (const std::exception&) {
-                reconnected = true;
-            }
-            for (auto waited = std::chrono::milliseconds(0); waited < backoff && !_stop;
-                 waited += std::chrono::milliseconds(50)) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(50));
-            }
-            backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
-        }
-    }
-
-    std::string _url;
-    listener_fn _fn;
-    std::atomic<bool> _stop{false};
-    std::mutex _mutex;
-    std::condition_variable _cv;
-    bool _listening = false;
-    std::thread _thread;
-};
 
 class postgres_store final : public store {
 public:

@@ -433,6 +433,28 @@ TEST_P(StoreTest, ChangeListenerFiresForOtherStoresChanges) {
     std::vector<heartbeat> beat{{"n", key_of(1), std::nullopt}};
     ASSERT_TRUE(other->record_heartbeats(beat, 10));
     EXPECT_TRUE(wait_for(*other->current_version("n")));
+
+    // Every connection of this database dropped (a PostgreSQL restart, a proxy's timeout): the
+    // stores reconnect on their next call, the listener on its own, and catches up.
+    {
+        pqxx::connection admin(url);
+        pqxx::nontransaction tx(admin);
+        auto killed = tx.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE pid <> pg_backend_pid() AND datname = current_database()");
+        EXPECT_GE(killed.size(), 3u); // store A, store B, A's listener
+    }
+    auto after = other->register_peer(reg("n", key_of(2)), 20);
+    ASSERT_TRUE(after) << after.error_message();
+    std::unique_lock lock(mutex);
+    EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] {
+        for (const auto& [n, v] : seen) {
+            if (n == "n" && v == after->peer->version) {
+                return true;
+            }
+        }
+        return false;
+    })) << "the listener did not come back after its connection was dropped";
+    lock.unlock();
     s->set_change_listener(nullptr);
 }
 

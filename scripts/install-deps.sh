@@ -10,6 +10,9 @@ packages=(
   libsodium-dev libb2-dev libipsec-mb-dev liburcu-dev liburing-dev libyaml-cpp-dev
   libspdlog-dev libcli11-dev nlohmann-json3-dev libdpdk-dev libmnl-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # meshcoord (coord/): its store (SQLite; PostgreSQL client and the server its tests start),
+  # HTTP/WebSocket (Boost.Beast/Asio, OpenSSL), JWT
+  libsqlite3-dev libpqxx-dev postgresql libboost-dev libssl-dev libjwt-dev
   # test peers and tools
   wireguard-tools wireguard-go iproute2 iputils-ping nftables iperf3 procps
   # bench/throughput chart

@@ -192,6 +192,14 @@ api_response api::create_invite(const std::string& id, std::string_view query) {
                                                       std::string(*hours) + "'");
         lifetime = std::chrono::hours(value);
     }
+    if (auto seconds = query_value(query, "seconds")) { // short-lived codes for scripted joins
+        unsigned value = 0;
+        auto [end, ec] = std::from_chars(seconds->data(), seconds->data() + seconds->size(), value);
+        if (ec != std::errc{} || end != seconds->data() + seconds->size() || value == 0 || value > 24 * 365 * 3600)
+            return json_error(400, "bad_request", "seconds: expected a whole number from 1 to 31536000, got '" +
+                                                      std::string(*seconds) + "'");
+        lifetime = std::chrono::seconds(value);
+    }
     if (_options.public_urls.empty())
         return json_error(500, "no_public_url", "meshcoord knows no URL to put in invites (--public-url)");
     invite payload;

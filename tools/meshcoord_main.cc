@@ -81,6 +81,13 @@ int main(int argc, char** argv) {
     app.add_option("--admin-token-file", token_file, "file holding the admin bearer token (mode 0600)");
     app.add_option("--public-url", public_urls, "URL nodes reach this server at, put in invites (repeat for replicas)");
     app.add_option("--legacy-network", legacy_network, "serve seed 003's /register, /heartbeat, /peers on this open network");
+    std::string ready_file;
+    unsigned request_timeout_s = 10;
+    app.add_option("--request-timeout", request_timeout_s,
+                   "seconds a client has to send a whole request (slow clients are closed)")
+        ->capture_default_str()->check(CLI::Range(1, 600));
+    app.add_option("--ready-file", ready_file,
+                   "once listening, write the HTTP port (and the STUN port) to this file: for scripts using port 0");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
     try {
         app.parse(argc, argv);
@@ -149,6 +156,7 @@ int main(int argc, char** argv) {
     http_options.listen = config.listen;
     http_options.tls_cert_file = config.tls_cert;
     http_options.tls_key_file = config.tls_key;
+    http_options.request_timeout = std::chrono::seconds(request_timeout_s);
     coord::http_server server(io, handler, hub, http_options);
     if (auto started = server.start(); !started) return fail(started.error_message());
 
@@ -165,6 +173,17 @@ int main(int argc, char** argv) {
         io.stop();
     });
 
+    if (!ready_file.empty()) {
+        // Written whole under another name, then renamed: a reader never sees half of it.
+        const std::string tmp = ready_file + ".tmp";
+        if (FILE* out = std::fopen(tmp.c_str(), "w")) {
+            std::fprintf(out, "%u %u\n", server.port(), stun ? stun->port() : 0U);
+            std::fclose(out);
+            if (std::rename(tmp.c_str(), ready_file.c_str()) != 0) return fail("--ready-file " + ready_file + ": cannot write it");
+        } else {
+            return fail("--ready-file " + ready_file + ": cannot write it");
+        }
+    }
     spdlog::info("meshcoord {} listening on {} (port {}), db {}, server key {}{}{}", MESHFWD_VERSION, config.listen,
                  server.port(), config.db, crypto::key_to_base64(handler.server_public_key()),
                  token->empty() ? ", admin API off (no token)" : "",

@@ -71,7 +71,7 @@ nlohmann::json node::state::status_json() {
               {"public_key", crypto::key_to_base64(cfg.node.public_key)},
               {"listen_port", cfg.node.listen_port},
               {"lane_ports", lane_ports},
-              {"address", cfg.node.address.to_string()},
+              {"address", cfg.node.address ? cfg.node.address->to_string() : std::string()},
               {"addresses", addresses},
               {"device", tun->name()},
               {"mtu", cfg.mesh.device.mtu},

@@ -135,7 +135,7 @@ mesh:
   enabled: true
   network_id: net
   device: {mac_address: "02:00:5e:10:00:01"}
-  discovery: {server: "coord.example.com:7080"}
+  discovery: {server: "coord.example.com:7080", server_public_key: "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="}
   stun: {servers: ["stun:stun.example.com"]}
   turn:
     servers: [{url: "turn:turn.example.com", username: "\${TURN_USER}", password: p}]
@@ -143,9 +143,7 @@ mesh:
   routing: {max_hops: 4}
 dataplane: {port: {dpdk: {eal_args: [--no-huge]}}}
 EOF
-expected_warnings="meshfwd: warning: later.yaml:3:3: mesh.enabled: not implemented in this version: joining a mesh network through meshcoord; the node uses its static peers only; ignored
-meshfwd: warning: later.yaml:5:12: mesh.device.mac_address: used by tap devices only; ignored with tun
-meshfwd: warning: later.yaml:6:3: mesh.discovery: not implemented in this version: the meshcoord discovery client; ignored
+expected_warnings="meshfwd: warning: later.yaml:5:12: mesh.device.mac_address: used by tap devices only; ignored with tun
 meshfwd: warning: later.yaml:7:3: mesh.stun: not implemented in this version: STUN (NAT traversal); peers are reached at their configured endpoints; ignored
 meshfwd: warning: later.yaml:8:3: mesh.turn: not implemented in this version: TURN relays; ignored
 meshfwd: warning: later.yaml:10:3: mesh.connection: not implemented in this version: NAT traversal and relays; ignored

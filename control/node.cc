@@ -30,6 +30,9 @@ constexpr auto tick = 100ms;  // how often the timers run
 
 node::state::~state() {
     coord.reset();  // its thread first: it writes to wake_fd
+    if (coord_dirty) {
+        coord_save_cache();  // what arrived in the last second
+    }
     running.store(false);
     for (auto& w : workers) {
         w->join();

@@ -47,6 +47,18 @@ void node::state::reload() {
     if (!same_prefixes(n.node.addresses, cfg.node.addresses)) warn_restart("node.address");
     if (n.mesh.device.name != cfg.mesh.device.name || n.mesh.device.mtu != cfg.mesh.device.mtu) warn_restart("mesh.device");
     if (!(n.api.listen == cfg.api.listen)) warn_restart("api.listen");
+    const auto urls = [](const discovery_config& d) {
+        std::vector<std::string> v;
+        for (const auto& s : d.servers) v.push_back(s.url());
+        return v;
+    };
+    if (urls(n.mesh.discovery) != urls(cfg.mesh.discovery) || n.mesh.network_id != cfg.mesh.network_id ||
+        n.mesh.discovery.server_public_key != cfg.mesh.discovery.server_public_key ||
+        n.mesh.discovery.cache_file != cfg.mesh.discovery.cache_file ||
+        n.mesh.discovery.publish_endpoints != cfg.mesh.discovery.publish_endpoints ||
+        n.mesh.discovery.heartbeat_interval != cfg.mesh.discovery.heartbeat_interval) {
+        warn_restart("mesh.discovery or mesh.network_id (the meshcoord client)");
+    }
 
     // The static peers are the file's; meshcoord's stay as they are and join them.
     const auto desired = desired_peers(n.peers);

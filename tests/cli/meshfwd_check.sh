@@ -177,6 +177,26 @@ else
     fail "tab indentation named as such" "exit $rc, stderr: $err"
 fi
 
+# A node that takes its addresses and peers from meshcoord: no node.address, replicas listed.
+dir=$(new_case coord)
+cat >"$dir/mesh.yaml" <<EOF
+node: {private_key_file: a.key}
+mesh:
+  enabled: true
+  network_id: office
+  discovery:
+    server: ["http://192.0.2.10:7080", "https://coord.example.com"]
+    server_public_key: "$(random_key)"
+    invite: "\${MESHFWD_TEST_INVITE}"
+EOF
+MESHFWD_TEST_INVITE=mfinv1.x.y run_in "$dir" --check -c mesh.yaml
+if [[ $rc -eq 0 && -z $err ]] && grep -qF "address from meshcoord" <<<"$out" &&
+    grep -qF "mesh network office on tun device mesh0 (MTU 1400) via http://192.0.2.10:7080, https://coord.example.com:443" <<<"$out"; then
+    pass "meshcoord node: --check without node.address"
+else
+    fail "meshcoord node: --check without node.address" "exit $rc, stdout: $out, stderr: $err"
+fi
+
 # ---- one bad config per error class -----------------------------------------------------------
 
 bad empty_file "1:1: " "file is empty" </dev/null

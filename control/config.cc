@@ -53,4 +53,10 @@ const char* to_string(turn_transport v) noexcept {
     return "?";
 }
 
+std::string coord_server::url() const {
+    const bool v6 = address.host.find(':') != std::string::npos;
+    return std::string(tls ? "https://" : "http://") + (v6 ? "[" + address.host + "]" : address.host) + ":" +
+           std::to_string(address.port);
+}
+
 } // namespace meshfwd::control

@@ -41,10 +41,38 @@ struct device_config {
     std::optional<std::array<uint8_t, 6>> mac_address;
 };
 
+// One meshcoord replica: "http://host:port", "https://host:port" (TLS), or "host:port" (http).
+struct coord_server {
+    bool tls = false;
+    host_port address;
+    // "http://host:port" / "https://host:port", IPv6 literals in brackets.
+    std::string url() const;
+};
+
+// mesh.discovery: the meshcoord client (control/coord_client.h). It runs when `servers` is not
+// empty; the loader then requires mesh.network_id and server_public_key.
 struct discovery_config {
-    // Unset: no coordination server, only the static peers below.
-    std::optional<host_port> server;
+    // Empty: no coordination server, only the static peers. Several: replicas of one meshcoord,
+    // tried in order, the next one when one fails.
+    std::vector<coord_server> servers;
+    // The server's X25519 key (written by `meshctl join` from the invite): requests are signed
+    // with a key derived from it, so a node only ever talks to the server it joined.
+    std::optional<crypto::public_key> server_public_key;
+    // Credentials for the first registration (one of them, unless the key is known already or
+    // the network is open); ${VAR} keeps them out of the file.
+    std::string invite;
+    std::string token;
+    // The registration and peer list as last received, so a node started while meshcoord is
+    // down comes up with them. Default: next to the private key file, KEYSTEM.peers.json.
+    std::filesystem::path cache_file;
+    // What the node tells meshcoord it is reachable at. Empty: every address of the host's up,
+    // non-loopback interfaces (IPv6 link-local and the mesh device excluded) with
+    // node.listen_port, found again at each heartbeat.
+    std::vector<endpoint> publish_endpoints;
+    // The shorter of this and the interval meshcoord gives at registration is used.
     std::chrono::nanoseconds heartbeat_interval = 30s;
+
+    bool enabled() const noexcept { return !servers.empty(); }
 };
 
 // stun:host[:port] or stuns:host[:port] (RFC 7064); default port 3478, or 5349 for stuns.
@@ -101,8 +129,9 @@ struct node_config {
     uint16_t listen_port = 51820;
     // The node's overlay address with the prefix length of the overlay network, e.g. 10.100.0.1/16:
     // the first of `addresses`, which holds every address given (node.address may be a list, e.g.
-    // an IPv4 and an IPv6 address). The device gets all of them.
-    ip_prefix address;
+    // an IPv4 and an IPv6 address). The device gets all of them. Optional with mesh.discovery
+    // (meshcoord assigns the addresses): then `addresses` may be empty and `address` is unset.
+    std::optional<ip_prefix> address;
     std::vector<ip_prefix> addresses;
 };
 

@@ -3,7 +3,7 @@
 //   refused: mesh.device.type tap, dataplane.port.type dpdk (the node cannot run them),
 //            gateway.exit_node and gateway.forwards (an operator relying on them would expose or
 //            lose services without knowing);
-//   warned, then ignored: mesh.enabled / network_id / discovery (meshcoord), mesh.stun,
+//   warned, then ignored: mesh.network_id without a discovery server, mesh.stun,
 //            mesh.turn, mesh.connection, mesh.routing (NAT traversal and mesh routing: without
 //            them the node still talks to its static peers), mesh.device.mac_address with tun,
 //            dataplane.port.dpdk.eal_args with uring.
@@ -54,13 +54,11 @@ void check_supported(const config& cfg, config_reader& r) {
     }
 
     // ---- warned about, then ignored -------------------------------------------------------
-    if (cfg.mesh.enabled) {
-        warn("mesh.enabled", "joining a mesh network through meshcoord; the node uses its static peers only");
-    } else if (!cfg.mesh.network_id.empty()) {
-        warn("mesh.network_id", "mesh networks (meshcoord)");
-    }
-    if (cfg.mesh.discovery.server) {
-        warn("mesh.discovery", "the meshcoord discovery client");
+    // mesh.enabled needs mesh.discovery.server (the loader checks), which runs the meshcoord
+    // client; a network id with no server to ask is all that is left unused.
+    if (!cfg.mesh.network_id.empty() && !cfg.mesh.discovery.enabled()) {
+        r.warning_at(mark_of(r, "mesh.network_id"), "mesh.network_id",
+                     "used with mesh.discovery.server only (there is no meshcoord to join it through); ignored");
     }
     if (!cfg.mesh.stun_servers.empty()) {
         warn("mesh.stun", "STUN (NAT traversal); peers are reached at their configured endpoints");

@@ -174,6 +174,37 @@ result<stun_server> parse_stun_url(std::string_view text) {
     return out;
 }
 
+result<coord_server> parse_coord_server(std::string_view text) {
+    coord_server out;
+    std::string_view rest = text;
+    std::optional<uint16_t> default_port;
+    if (rest.starts_with("https://")) {
+        out.tls = true;
+        rest.remove_prefix(8);
+        default_port = 443;
+    } else if (rest.starts_with("http://")) {
+        rest.remove_prefix(7);
+        default_port = 80;
+    } else if (rest.find("://") != std::string_view::npos) {
+        return make_error(quote(text) + ": only http:// and https:// servers are supported");
+    }
+    if (default_port && rest.ends_with('/')) {
+        rest.remove_suffix(1);
+    }
+    if (rest.find('/') != std::string_view::npos) {
+        return make_error(quote(text) + ": give the server as http(s)://host:port, without a path");
+    }
+    auto address = parse_host_port(rest, default_port);
+    if (!address) {
+        return make_error(address.error_message());
+    }
+    if (address->port == 0) {
+        return make_error(quote(text) + ": port 0 is not a server port");
+    }
+    out.address = std::move(*address);
+    return out;
+}
+
 result<turn_server> parse_turn_url(std::string_view text) {
     turn_server out;
     std::string_view rest;

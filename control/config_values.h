@@ -24,6 +24,11 @@ namespace meshfwd::control {
 // Host names are checked for shape only (RFC 1123 labels); they are resolved later.
 [[nodiscard]] result<host_port> parse_host_port(std::string_view text, std::optional<uint16_t> default_port);
 
+// A meshcoord server: http://host[:port] (default 80), https://host[:port] (443), or host:port
+// (http; the port is required, there is no well-known one). A trailing "/" is accepted; any
+// other path is refused (the API's paths are fixed).
+[[nodiscard]] result<coord_server> parse_coord_server(std::string_view text);
+
 // stun:host[:port] | stuns:host[:port] (RFC 7064).
 [[nodiscard]] result<stun_server> parse_stun_url(std::string_view text);
 // turn:host[:port][?transport=udp|tcp] | turns:... (RFC 7065). Credentials are left empty.

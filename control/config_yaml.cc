@@ -57,7 +57,8 @@ constexpr std::array top_keys{"mesh"sv, "node"sv, "peers"sv, "dataplane"sv, "api
 constexpr std::array mesh_keys{"enabled"sv,   "network_id"sv, "network_cidr"sv, "device"sv,  "discovery"sv,
                                "stun"sv,      "turn"sv,       "connection"sv,   "routing"sv};
 constexpr std::array device_keys{"type"sv, "name"sv, "mtu"sv, "mac_address"sv};
-constexpr std::array discovery_keys{"server"sv, "heartbeat_interval"sv};
+constexpr std::array discovery_keys{"server"sv,     "server_public_key"sv, "invite"sv,           "token"sv,
+                                    "cache_file"sv, "publish_endpoints"sv, "heartbeat_interval"sv};
 constexpr std::array servers_keys{"servers"sv};
 constexpr std::array turn_server_keys{"url"sv, "username"sv, "password"sv};
 constexpr std::array connection_keys{"direct_connect"sv, "relay_enabled"sv, "relay_via_peers"sv, "connect_timeout"sv,
@@ -169,6 +170,9 @@ private:
     YAML::Mark _private_key_file_mark;
     YAML::Mark _mesh_mark;
     bool _network_cidr_ok = false;
+    YAML::Mark _discovery_mark;
+    bool _discovery_server_written = false;
+    bool _server_key_written = false;
     std::vector<peer_marks> _peer_marks;
     // Where each accepted forward's listen_port was written, and its key path.
     std::vector<std::pair<YAML::Mark, std::string>> _forward_port_marks;
@@ -368,22 +372,7 @@ private:
         }
 
         if (auto disc = section(m, "discovery", discovery_keys)) {
-            read(*disc, "server", mesh.discovery.server,
-                 [this](const YAML::Node& n, const std::string& p) -> std::optional<std::optional<host_port>> {
-                     auto text = as_string(n, p);
-                     if (!text) {
-                         return std::nullopt;
-                     }
-                     if (text->empty()) {
-                         return std::optional<host_port>();
-                     }
-                     auto hp = parse_host_port(*text, std::nullopt);
-                     if (!hp) {
-                         error_at(n.Mark(), p, hp.error_message());
-                         return std::nullopt;
-                     }
-                     return std::optional<host_port>(std::move(*hp));
-                 });
+            read_discovery(*disc, mesh.discovery);
             read_duration(*disc, "heartbeat_interval", mesh.discovery.heartbeat_interval);
         }
 
@@ -440,8 +429,71 @@ private:
             if (mesh.network_id.empty() && present(m, "network_id") == nullptr) {
                 error_at(m.mark, "mesh.network_id", "required when mesh.enabled is true");
             }
-            if (!mesh.discovery.server && !has_key(m, "discovery", "server")) {
+            if (!mesh.discovery.enabled() && !has_key(m, "discovery", "server")) {
                 error_at(m.mark, "mesh.discovery.server", "required when mesh.enabled is true");
+            }
+        }
+    }
+
+    // mesh.discovery (without heartbeat_interval, read by the caller).
+    void read_discovery(const map_view& d, discovery_config& disc) {
+        _discovery_mark = d.mark;
+        if (const auto* e = present(d, "server")) {
+            // One server, or a list of replicas of one meshcoord.
+            std::vector<std::pair<YAML::Node, std::string>> items;
+            if (e->value.IsSequence()) {
+                if (auto list = as_list(e->value, "mesh.discovery.server")) {
+                    for (const auto& it : *list) {
+                        items.emplace_back(it.node, it.path);
+                    }
+                }
+            } else {
+                items.emplace_back(e->value, "mesh.discovery.server");
+            }
+            for (const auto& [n, p] : items) {
+                auto text = as_string(n, p);
+                if (!text || (text->empty() && !e->value.IsSequence())) {
+                    continue;  // "" for one server: none, as an absent key
+                }
+                auto server = parse_coord_server(*text);
+                if (!server) {
+                    error_at(n.Mark(), p, server.error_message());
+                    continue;
+                }
+                disc.servers.push_back(std::move(*server));
+            }
+            _discovery_server_written = !items.empty();
+        }
+        read(d, "server_public_key", disc.server_public_key,
+             [this](const YAML::Node& n, const std::string& p) -> std::optional<std::optional<crypto::public_key>> {
+                 auto text = as_string(n, p);
+                 if (!text) {
+                     return std::nullopt;
+                 }
+                 auto key = crypto::key_from_base64(*text);
+                 if (!key) {
+                     error_at(n.Mark(), p, "not 32 bytes of base64 (the key `meshctl join` writes from the invite)");
+                     return std::nullopt;
+                 }
+                 return std::optional<crypto::public_key>(*key);
+             });
+        _server_key_written = present(d, "server_public_key") != nullptr;
+        read_string(d, "invite", disc.invite);
+        read_string(d, "token", disc.token);
+        read(d, "cache_file", disc.cache_file, [this](const YAML::Node& n, const std::string& p) -> std::optional<std::filesystem::path> {
+            auto text = as_string(n, p);
+            if (!text) {
+                return std::nullopt;
+            }
+            return text->empty() ? std::filesystem::path() : resolve(*text);
+        });
+        if (const auto* e = present(d, "publish_endpoints")) {
+            if (auto list = as_list(e->value, "mesh.discovery.publish_endpoints")) {
+                for (const auto& it : *list) {
+                    if (auto ep = as_endpoint(it.node, it.path)) {
+                        disc.publish_endpoints.push_back(*ep);
+                    }
+                }
             }
         }
     }
@@ -526,7 +578,9 @@ private:
                 node.listen_port = *port;
             }
         }
-        if (const auto* e = required(m, "address")) {
+        // meshcoord assigns the addresses when discovery is set (read_mesh ran before).
+        const auto* address = _discovery_server_written ? present(m, "address") : required(m, "address");
+        if (const auto* e = address) {
             _address_mark = e->value.Mark();
             // One prefix, or a list (an IPv4 and an IPv6 address, say); the first is the primary.
             std::vector<std::pair<YAML::Node, std::string>> items;
@@ -885,10 +939,26 @@ private:
 
     void check_across(config& cfg) {
         if (_address_ok && cfg.mesh.network_cidr && _network_cidr_ok &&
-            !(cfg.mesh.network_cidr->contains(cfg.node.address.address()) &&
-              cfg.node.address.length() >= cfg.mesh.network_cidr->length())) {
+            !(cfg.mesh.network_cidr->contains(cfg.node.address->address()) &&
+              cfg.node.address->length() >= cfg.mesh.network_cidr->length())) {
             error_at(_address_mark, "node.address",
-                     cfg.node.address.to_string() + " is outside mesh.network_cidr " + cfg.mesh.network_cidr->to_string());
+                     cfg.node.address->to_string() + " is outside mesh.network_cidr " + cfg.mesh.network_cidr->to_string());
+        }
+        auto& disc = cfg.mesh.discovery;
+        if (disc.enabled()) {
+            // The API is per network, and every request is signed with a key derived from the
+            // server's: without either there is nothing to talk to.
+            if (cfg.mesh.network_id.empty()) {
+                error_at(_mesh_mark, "mesh.network_id", "required with mesh.discovery.server (the network to join)");
+            }
+            if (!disc.server_public_key && !_server_key_written) {
+                error_at(_discovery_mark, "mesh.discovery.server_public_key",
+                         "required with mesh.discovery.server (meshctl join writes it from the invite)");
+            }
+            if (disc.cache_file.empty() && !cfg.node.private_key_file.empty()) {
+                const auto& key = cfg.node.private_key_file;
+                disc.cache_file = key.parent_path() / (key.stem().string() + ".peers.json");
+            }
         }
         // The TUN/TAP MTU is the overlay's: an overlay carrying IPv6 needs 1280 on every link (RFC 8200).
         bool overlay_v6 = false;

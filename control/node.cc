@@ -29,6 +29,10 @@ constexpr auto tick = 100ms;  // how often the timers run
 }  // namespace
 
 node::state::~state() {
+    coord.reset();  // its thread first: it writes to wake_fd
+    if (coord_dirty) {
+        coord_save_cache();  // what arrived in the last second
+    }
     running.store(false);
     for (auto& w : workers) {
         w->join();
@@ -88,6 +92,9 @@ result<void> node::state::start() {
         return make_error("device " + cfg.mesh.device.name + ": " + tun_dev.error_message());
     }
     tun.emplace(std::move(*tun_dev));
+    // meshcoord's last registration and peers (the cache file), so a node started while
+    // meshcoord is down comes up with them.
+    coord_load_cache();
     for (const auto& a : cfg.node.addresses) {
         if (auto r = tun->add_address(a); !r) {
             return make_error("device " + tun->name() + ": address " + a.to_string() + ": " + r.error_message());
@@ -95,6 +102,9 @@ result<void> node::state::start() {
     }
     if (auto r = tun->set_mtu_and_up(mtu); !r) {
         return make_error("device " + tun->name() + ": " + r.error_message());
+    }
+    if (coord_registration) {
+        coord_apply_registration(*coord_registration);
     }
 
     uint32_t next_lane_port = cfg.dataplane.lane_ports ? cfg.dataplane.lane_ports->first : 0;
@@ -139,6 +149,17 @@ result<void> node::state::start() {
     for (const auto& pc : cfg.peers) {
         if (auto r = add_peer(pc); !r) {
             return r;
+        }
+    }
+    // meshcoord's cached peers beside the static ones (a bad one is logged, not fatal: the
+    // server's list is not the operator's file).
+    if (cfg.mesh.discovery.enabled()) {
+        for (const auto& pc : desired_peers(cfg.peers)) {
+            if (!peers.contains(pc.public_key)) {
+                if (auto r = add_peer(pc); !r) {
+                    spdlog::error("meshcoord cache: {}", r.error_message());
+                }
+            }
         }
     }
     publish_snapshot();
@@ -199,6 +220,9 @@ result<void> node::state::start() {
         return make_error("api.listen " + cfg.api.listen.to_string() + ": " + server.error_message());
     }
     api = std::move(*server);
+    if (auto r = coord_start(); !r) {
+        return r;
+    }
 
     spdlog::info("meshfwd {} up: device {} (MTU {}, offloads: tso4 {} tso6 {} uso {}), UDP port {} + lanes, {} worker(s) "
                  "on CPUs {}, crypto {}, {} peer(s), API on {}",
@@ -222,6 +246,7 @@ result<void> node::state::start() {
 result<void> node::state::add_peer(const control::peer_config& pc) {
     auto ps = std::make_unique<peer_state>();
     ps->cfg.public_key = pc.public_key;
+    ps->cfg.name = pc.name;
     ps->cfg.endpoint_address = pc.endpoint_address;
     ps->cfg.allowed_ips = pc.allowed_ips;
     ps->cfg.persistent_keepalive = pc.persistent_keepalive;
@@ -304,7 +329,7 @@ void node::state::sync_device_routes() {
     for (const auto& [key, ps] : peers) {
         for (const auto& p : ps->cfg.allowed_ips) {
             bool covered = false;
-            for (const auto& a : cfg.node.addresses) {
+            for (const auto* list : {&cfg.node.addresses, &coord_addresses}) for (const auto& a : *list) {
                 const ip_prefix net = a.masked();
                 covered = covered || (net.address().family() == p.address().family() && net.length() <= p.length() &&
                                       net.contains(p.address()));
@@ -566,6 +591,7 @@ int node::state::run() {
             [[maybe_unused]] const ssize_t n = ::read(wake_fd, &value, sizeof(value));
         }
         drain_mailboxes();
+        coord_poll();
         if (fds[2].revents & POLLIN) {
             api->poll();
         }

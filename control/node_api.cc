@@ -61,8 +61,10 @@ nlohmann::json node::state::status_json() {
     MESHFWD_HANDSHAKE_COUNTERS(X)
 #undef X
     json addresses = json::array();
-    for (const auto& a : cfg.node.addresses) {
-        addresses.push_back(a.to_string());
+    for (const auto* list : {&cfg.node.addresses, &coord_addresses}) {
+        for (const auto& a : *list) {
+            addresses.push_back(a.to_string());
+        }
     }
     const auto off = tun->offloads();
     const double uptime = std::chrono::duration<double>(mono_clock::now() - started).count();
@@ -71,7 +73,8 @@ nlohmann::json node::state::status_json() {
               {"public_key", crypto::key_to_base64(cfg.node.public_key)},
               {"listen_port", cfg.node.listen_port},
               {"lane_ports", lane_ports},
-              {"address", cfg.node.address.to_string()},
+              {"address", cfg.node.address ? cfg.node.address->to_string()
+                                              : coord_addresses.empty() ? std::string() : coord_addresses.front().to_string()},
               {"addresses", addresses},
               {"device", tun->name()},
               {"mtu", cfg.mesh.device.mtu},
@@ -89,7 +92,9 @@ nlohmann::json node::state::status_json() {
             {"totals", {{"rx_packets", rx_p}, {"rx_bytes", rx_b}, {"tx_packets", tx_p}, {"tx_bytes", tx_b}, {"drops", drops_total}}},
             {"workers", workers_json},
             {"handshakes", handshakes},
-            {"peers", peers.size()}};
+            {"peers", peers.size()},
+            // null without mesh.discovery.server
+            {"coordination", coord_json()}};
 }
 
 nlohmann::json node::state::peers_json() {

@@ -1,4 +1,5 @@
-// SIGHUP: reloads mesh.yaml into the running node, peer by peer, or refuses it. Control thread.
+// SIGHUP: reloads mesh.yaml into the running node, peer by peer, or refuses it; apply_peers, the
+// peer-by-peer part, is also how meshcoord's peer list reaches the data plane. Control thread.
 #include "control/node_state.h"
 
 #include "control/config_yaml.h"
@@ -46,37 +47,60 @@ void node::state::reload() {
     if (!same_prefixes(n.node.addresses, cfg.node.addresses)) warn_restart("node.address");
     if (n.mesh.device.name != cfg.mesh.device.name || n.mesh.device.mtu != cfg.mesh.device.mtu) warn_restart("mesh.device");
     if (!(n.api.listen == cfg.api.listen)) warn_restart("api.listen");
+    const auto urls = [](const discovery_config& d) {
+        std::vector<std::string> v;
+        for (const auto& s : d.servers) v.push_back(s.url());
+        return v;
+    };
+    if (urls(n.mesh.discovery) != urls(cfg.mesh.discovery) || n.mesh.network_id != cfg.mesh.network_id ||
+        n.mesh.discovery.server_public_key != cfg.mesh.discovery.server_public_key ||
+        n.mesh.discovery.cache_file != cfg.mesh.discovery.cache_file ||
+        n.mesh.discovery.publish_endpoints != cfg.mesh.discovery.publish_endpoints ||
+        n.mesh.discovery.heartbeat_interval != cfg.mesh.discovery.heartbeat_interval) {
+        warn_restart("mesh.discovery or mesh.network_id (the meshcoord client)");
+    }
 
+    // The static peers are the file's; meshcoord's stay as they are and join them.
+    const auto desired = desired_peers(n.peers);
+    cfg.peers = std::move(n.peers);
+    apply_peers(desired, "reload");
+}
+
+void node::state::apply_peers(const std::vector<control::peer_config>& desired, const char* why) {
     unsigned added = 0, removed = 0, changed = 0;
     const mono_time now = mono_clock::now();
     // Removed peers.
     for (auto it = peers.begin(); it != peers.end();) {
-        const bool keep = std::any_of(n.peers.begin(), n.peers.end(),
+        const bool keep = std::any_of(desired.begin(), desired.end(),
                                       [&](const control::peer_config& p) { return p.public_key == it->first; });
         if (keep) {
             ++it;
             continue;
         }
-        spdlog::info("reload: peer {} removed", crypto::key_to_base64(it->first));
+        spdlog::info("{}: peer {} removed", why, crypto::key_to_base64(it->first));
         remove_peer(*it->second);
         it = peers.erase(it);
         ++removed;
     }
     // Added and changed peers.
-    for (const auto& p : n.peers) {
+    for (const auto& p : desired) {
         auto it = peers.find(p.public_key);
         if (it == peers.end()) {
             if (auto r = add_peer(p); !r) {
-                spdlog::error("reload: {}", r.error_message());
+                spdlog::error("{}: {}", why, r.error_message());
                 continue;
             }
-            spdlog::info("reload: peer {} added ({})", crypto::key_to_base64(p.public_key),
+            spdlog::info("{}: peer {} added ({})", why, crypto::key_to_base64(p.public_key),
                          prefixes_to_string(p.allowed_ips));
             ++added;
             continue;
         }
         peer_state& ps = *it->second;
         bool diff = false;
+        if (p.name != ps.cfg.name) {
+            ps.cfg.name = p.name;
+            diff = true;
+        }
         if (!same_prefixes(ps.cfg.allowed_ips, p.allowed_ips)) {
             ps.cfg.allowed_ips = p.allowed_ips;
             diff = true;
@@ -109,16 +133,16 @@ void node::state::reload() {
                 ps.cfg.preshared_key = p.preshared_key->clone();
             }
             if (!ps.noise.init(identity, p.public_key, p.preshared_key ? &*p.preshared_key : nullptr)) {
-                spdlog::error("reload: peer {}: low-order key", crypto::key_to_base64(p.public_key));
+                spdlog::error("{}: peer {}: low-order key", why, crypto::key_to_base64(p.public_key));
             }
             diff = true;
         }
         if (diff) {
             ++changed;
-            spdlog::info("reload: peer {} changed", crypto::key_to_base64(p.public_key));
+            spdlog::info("{}: peer {} changed", why, crypto::key_to_base64(p.public_key));
         }
     }
-    cfg.peers = std::move(n.peers);
+
     publish_snapshot();
     sync_device_routes();
     for (auto& [key, ps] : peers) {
@@ -126,7 +150,7 @@ void node::state::reload() {
             send_initiation(*ps, now, false);
         }
     }
-    spdlog::info("reload done: {} peer(s) added, {} removed, {} changed; {} peer(s) now", added, removed, changed,
+    spdlog::info("{} done: {} peer(s) added, {} removed, {} changed; {} peer(s) now", why, added, removed, changed,
                  peers.size());
 }
 

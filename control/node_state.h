@@ -5,6 +5,8 @@
 
 #include "control/api_server.h"
 #include "control/config.h"
+#include "control/coord_client.h"
+#include "control/coord_peers.h"
 #include "control/handshake_limiter.h"
 #include "control/node.h"
 #include "crypto/cookie.h"
@@ -129,6 +131,18 @@ struct node::state {
     // send_transport's output: one transport message of a packet up to the device MTU.
     std::vector<uint8_t> transport_out;
 
+    // --- meshcoord (node_coord.cc); unused without mesh.discovery.server
+    std::unique_ptr<coord_client> coord;
+    coord_peer_set coord_peers;  // what meshcoord shows us (cached, then live)
+    std::optional<coord::register_response> coord_registration;
+    std::vector<ip_prefix> coord_addresses;  // put on the device from the registration
+    std::string coord_server;                // in use (or the cache's, before the first answer)
+    bool coord_connected = false;
+    std::string coord_error;                 // the last one; empty after a success
+    bool coord_from_cache = false;           // what we run on came from the cache file
+    bool coord_dirty = false;                // the cache file is behind
+    mono_time coord_saved{};
+
     state(config c, node_options o) : cfg(std::move(c)), options(std::move(o)) {}
     ~state();
 
@@ -153,6 +167,22 @@ struct node::state {
     void on_timers(mono_time now);
     void reap();
     void reload();
+    // The running peers made to match `desired` (static + coordinated): added, removed and changed
+    // one by one; unchanged peers keep their sessions. Then the snapshot and routes. `why` prefixes
+    // the log lines ("reload", "meshcoord").
+    void apply_peers(const std::vector<control::peer_config>& desired, const char* why);
+
+    // --- meshcoord (node_coord.cc)
+    // Before the peers are added: the cache file's registration and peers, if any.
+    void coord_load_cache();
+    // After the workers run: the session thread.
+    result<void> coord_start();
+    void coord_poll();
+    void coord_apply_registration(const coord::register_response& reg);
+    // The static peers plus meshcoord's, as apply_peers wants them.
+    std::vector<control::peer_config> desired_peers(const std::vector<control::peer_config>& static_peers);
+    void coord_save_cache();
+    nlohmann::json coord_json();
 
     // --- actions
     peer_state* find(const peer_runtime* rt);

@@ -308,6 +308,35 @@ std::string format_handshake_age(int64_t handshake_unix, int64_t now_unix) {
     return format_duration_words(static_cast<uint64_t>(now_unix) - static_cast<uint64_t>(handshake_unix)) + " ago";
 }
 
+// The `coordination` object of the status: what this node knows from meshcoord.
+std::string format_coordination(fields& f, const json& c) {
+    const std::string p = "coordination";
+    if (!c.is_object()) {
+        f.object(json{{"coordination", c}}, "", "coordination");  // records "not an object"
+        return {};
+    }
+    std::string out = "meshcoord: " + f.str(c, p, "server") +
+                      (f.boolean(c, p, "connected") ? " (connected)" : " (not connected)") + ", network " +
+                      f.str(c, p, "network_id") + "\n";
+    const std::string peer_id = f.str_or_null(c, p, "peer_id");
+    const json& addresses = f.array(c, p, "addresses");
+    std::string list;
+    for (size_t i = 0; i < addresses.size(); ++i) {
+        list += (i == 0 ? "" : ", ") + (addresses[i].is_string() ? addresses[i].get<std::string>() : std::string("?"));
+    }
+    out += "  registered: " +
+           (f.boolean(c, p, "registered") ? "yes, as " + peer_id
+                                          : peer_id.empty() ? std::string("no") : peer_id + ", pending approval") +
+           (list.empty() ? "" : "; addresses " + list) + "\n";
+    out += "  peers: " + std::to_string(f.count(c, p, "peers")) + " known, " + std::to_string(f.count(c, p, "peers_online")) +
+           " online, version " + std::to_string(f.count(c, p, "version")) +
+           (f.boolean(c, p, "from_cache") ? " (from the cache file)" : "") + "\n";
+    if (const std::string error = f.str_or_null(c, p, "last_error"); !error.empty()) {
+        out += "  last error: " + error + "\n";
+    }
+    return out;
+}
+
 result<std::string> format_status(const json& status) {
     fields f;
     if (!f.document(status, "status")) {
@@ -339,6 +368,11 @@ result<std::string> format_status(const json& status) {
     const uint64_t up = uptime > 0 && uptime < 1e18 ? static_cast<uint64_t>(uptime) : 0;
     out += "  version " + f.str(node, "node", "version") + ", up " + format_duration_words(up) + ", " +
            plural(f.count(status, "", "peers"), "peer") + "\n";
+
+    // Optional: null or absent without mesh.discovery.server (and from older nodes).
+    if (const auto it = status.find("coordination"); it != status.end() && !it->is_null()) {
+        out += format_coordination(f, *it);
+    }
 
     out += "workers:\n";
     const json& workers = f.array(status, "", "workers");

@@ -89,14 +89,15 @@ std::string plural(size_t n, const char* word) {
 void print_summary(const control::config& cfg, const options& opts) {
     const auto& node = cfg.node;
     std::string text = cfg.source.string() + " is valid: node " + node.name + ", public key " +
-                       crypto::key_to_base64(node.public_key) + ", address " + node.address.to_string() +
+                       crypto::key_to_base64(node.public_key) + ", address " +
+                       (node.address ? node.address->to_string() : std::string("from meshcoord")) +
                        ", WireGuard on UDP port " + std::to_string(node.listen_port) + "; " +
                        plural(cfg.peers.size(), "static peer") + "; ";
-    if (cfg.mesh.enabled) {
+    if (cfg.mesh.enabled || cfg.mesh.discovery.enabled()) {
         text += "mesh network " + cfg.mesh.network_id + " on " + std::string(control::to_string(cfg.mesh.device.type)) +
                 " device " + cfg.mesh.device.name + " (MTU " + std::to_string(cfg.mesh.device.mtu) + ")";
-        if (cfg.mesh.discovery.server) {
-            text += " via " + cfg.mesh.discovery.server->host + ":" + std::to_string(cfg.mesh.discovery.server->port);
+        for (size_t i = 0; i < cfg.mesh.discovery.servers.size(); ++i) {
+            text += (i == 0 ? " via " : ", ") + cfg.mesh.discovery.servers[i].url();
         }
     } else {
         text += "mesh disabled, " + std::string(control::to_string(cfg.mesh.device.type)) + " device " +

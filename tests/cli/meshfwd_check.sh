@@ -135,7 +135,7 @@ mesh:
   enabled: true
   network_id: net
   device: {mac_address: "02:00:5e:10:00:01"}
-  discovery: {server: "coord.example.com:7080"}
+  discovery: {server: "coord.example.com:7080", server_public_key: "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="}
   stun: {servers: ["stun:stun.example.com"]}
   turn:
     servers: [{url: "turn:turn.example.com", username: "\${TURN_USER}", password: p}]
@@ -143,9 +143,7 @@ mesh:
   routing: {max_hops: 4}
 dataplane: {port: {dpdk: {eal_args: [--no-huge]}}}
 EOF
-expected_warnings="meshfwd: warning: later.yaml:3:3: mesh.enabled: not implemented in this version: joining a mesh network through meshcoord; the node uses its static peers only; ignored
-meshfwd: warning: later.yaml:5:12: mesh.device.mac_address: used by tap devices only; ignored with tun
-meshfwd: warning: later.yaml:6:3: mesh.discovery: not implemented in this version: the meshcoord discovery client; ignored
+expected_warnings="meshfwd: warning: later.yaml:5:12: mesh.device.mac_address: used by tap devices only; ignored with tun
 meshfwd: warning: later.yaml:7:3: mesh.stun: not implemented in this version: STUN (NAT traversal); peers are reached at their configured endpoints; ignored
 meshfwd: warning: later.yaml:8:3: mesh.turn: not implemented in this version: TURN relays; ignored
 meshfwd: warning: later.yaml:10:3: mesh.connection: not implemented in this version: NAT traversal and relays; ignored
@@ -177,6 +175,26 @@ if [[ $rc -eq 1 && $err == "meshfwd: error: mesh.yaml:3:1: a tab character is us
     pass "tab indentation named as such"
 else
     fail "tab indentation named as such" "exit $rc, stderr: $err"
+fi
+
+# A node that takes its addresses and peers from meshcoord: no node.address, replicas listed.
+dir=$(new_case coord)
+cat >"$dir/mesh.yaml" <<EOF
+node: {private_key_file: a.key}
+mesh:
+  enabled: true
+  network_id: office
+  discovery:
+    server: ["http://192.0.2.10:7080", "https://coord.example.com"]
+    server_public_key: "$(random_key)"
+    invite: "\${MESHFWD_TEST_INVITE}"
+EOF
+MESHFWD_TEST_INVITE=mfinv1.x.y run_in "$dir" --check -c mesh.yaml
+if [[ $rc -eq 0 && -z $err ]] && grep -qF "address from meshcoord" <<<"$out" &&
+    grep -qF "mesh network office on tun device mesh0 (MTU 1400) via http://192.0.2.10:7080, https://coord.example.com:443" <<<"$out"; then
+    pass "meshcoord node: --check without node.address"
+else
+    fail "meshcoord node: --check without node.address" "exit $rc, stdout: $out, stderr: $err"
 fi
 
 # ---- one bad config per error class -----------------------------------------------------------

@@ -34,7 +34,10 @@ TEST_F(config_test, minimal_config_gets_every_default) {
     EXPECT_EQ(c.mesh.device.name, "mesh0");
     EXPECT_EQ(c.mesh.device.mtu, 1400u);
     EXPECT_FALSE(c.mesh.device.mac_address.has_value());
-    EXPECT_FALSE(c.mesh.discovery.server.has_value());
+    EXPECT_TRUE(c.mesh.discovery.servers.empty());
+    EXPECT_FALSE(c.mesh.discovery.enabled());
+    EXPECT_TRUE(c.mesh.discovery.cache_file.empty());
+    EXPECT_TRUE(c.mesh.discovery.publish_endpoints.empty());
     EXPECT_EQ(c.mesh.discovery.heartbeat_interval, 30s);
     EXPECT_TRUE(c.mesh.stun_servers.empty());
     EXPECT_TRUE(c.mesh.turn_servers.empty());
@@ -51,7 +54,8 @@ TEST_F(config_test, minimal_config_gets_every_default) {
     EXPECT_EQ(c.node.private_key_file, path("a.key"));
     EXPECT_EQ(c.node.public_key, pub);
     EXPECT_EQ(c.node.listen_port, 51820);
-    EXPECT_EQ(c.node.address.to_string(), "10.100.0.1/16");
+    ASSERT_TRUE(c.node.address.has_value());
+    EXPECT_EQ(c.node.address->to_string(), "10.100.0.1/16");
 
     EXPECT_TRUE(c.peers.empty());
     EXPECT_EQ(c.dataplane.poll, poll_mode::adaptive);
@@ -83,6 +87,7 @@ TEST_F(config_test, full_config_reads_every_field) {
     mac_address: "02:00:5e:10:00:01"
   discovery:
     server: "coord.example.com:7080"
+    server_public_key: ")" + peer_c + R"("
     heartbeat_interval: 45s
   stun:
     servers: ["stun:stun.example.com", "stuns:[2001:db8::1]:443"]
@@ -151,9 +156,14 @@ gateway:
     EXPECT_EQ(c.mesh.device.mtu, 1420u);
     ASSERT_TRUE(c.mesh.device.mac_address.has_value());
     EXPECT_EQ(*c.mesh.device.mac_address, (std::array<uint8_t, 6>{0x02, 0x00, 0x5e, 0x10, 0x00, 0x01}));
-    ASSERT_TRUE(c.mesh.discovery.server.has_value());
-    EXPECT_EQ(c.mesh.discovery.server->host, "coord.example.com");
-    EXPECT_EQ(c.mesh.discovery.server->port, 7080);
+    ASSERT_EQ(c.mesh.discovery.servers.size(), 1u);
+    EXPECT_EQ(c.mesh.discovery.servers[0].address.host, "coord.example.com");
+    EXPECT_EQ(c.mesh.discovery.servers[0].address.port, 7080);
+    EXPECT_FALSE(c.mesh.discovery.servers[0].tls);
+    ASSERT_TRUE(c.mesh.discovery.server_public_key.has_value());
+    EXPECT_EQ(crypto::key_to_base64(*c.mesh.discovery.server_public_key), peer_c);
+    // Next to the key file, named after it.
+    EXPECT_EQ(c.mesh.discovery.cache_file, path("keys/a.peers.json"));
     EXPECT_EQ(c.mesh.discovery.heartbeat_interval, 45s);
     ASSERT_EQ(c.mesh.stun_servers.size(), 2u);
     EXPECT_FALSE(c.mesh.stun_servers[0].secure);
@@ -246,18 +256,22 @@ TEST_F(config_test, features_not_built_are_refused_or_warned) {
     ASSERT_TRUE(quiet.ok()) << quiet.error_message();
     EXPECT_TRUE(quiet->warnings.empty()) << quiet->warnings.front();
 
+    // The meshcoord client is built: mesh.enabled and mesh.discovery are acted on, not warned about.
     auto warned = load(head + "mesh:\n  enabled: true\n  network_id: n\n  stun: {servers: [\"stun:s.example\"]}\n"
-                              "  routing: {max_hops: 3}\n  discovery: {server: \"c.example:7080\"}\n");
+                              "  routing: {max_hops: 3}\n  discovery: {server: \"c.example:7080\", server_public_key: \"" +
+                       new_public_key() + "\"}\n");
     ASSERT_TRUE(warned.ok()) << warned.error_message();
-    ASSERT_EQ(warned->warnings.size(), 4u);
+    ASSERT_EQ(warned->warnings.size(), 2u);
     const std::string prefix = path("mesh.yaml").string() + ":";
-    EXPECT_EQ(warned->warnings[0], prefix + "3:3: mesh.enabled: not implemented in this version: joining a mesh network "
-                                            "through meshcoord; the node uses its static peers only; ignored");
-    EXPECT_EQ(warned->warnings[1], prefix + "5:3: mesh.stun: not implemented in this version: STUN (NAT traversal); "
+    EXPECT_EQ(warned->warnings[0], prefix + "5:3: mesh.stun: not implemented in this version: STUN (NAT traversal); "
                                             "peers are reached at their configured endpoints; ignored");
-    EXPECT_EQ(warned->warnings[2], prefix + "6:3: mesh.routing: not implemented in this version: mesh routing; ignored");
-    EXPECT_EQ(warned->warnings[3], prefix + "7:3: mesh.discovery: not implemented in this version: the meshcoord "
-                                            "discovery client; ignored");
+    EXPECT_EQ(warned->warnings[1], prefix + "6:3: mesh.routing: not implemented in this version: mesh routing; ignored");
+    // A network id with no server to join it through is all that is unused.
+    auto lone = load(head + "mesh:\n  network_id: n\n");
+    ASSERT_TRUE(lone.ok()) << lone.error_message();
+    ASSERT_EQ(lone->warnings.size(), 1u);
+    EXPECT_EQ(lone->warnings[0], prefix + "3:3: mesh.network_id: used with mesh.discovery.server only (there is no "
+                                          "meshcoord to join it through); ignored");
 }
 
 TEST_F(config_test, peer_names_are_optional_valid_and_unique) {
@@ -376,7 +390,8 @@ TEST_F(config_test, address_list_and_meshfwd_peer) {
                     "  - {public_key: \"" + new_public_key() + "\", allowed_ips: [10.100.0.3/32]}\n");
     ASSERT_TRUE(cfg.ok()) << cfg.error_message();
     ASSERT_EQ(cfg->node.addresses.size(), 2u);
-    EXPECT_EQ(cfg->node.address.to_string(), "10.100.0.1/16");
+    ASSERT_TRUE(cfg->node.address.has_value());
+    EXPECT_EQ(cfg->node.address->to_string(), "10.100.0.1/16");
     EXPECT_EQ(cfg->node.addresses[1].to_string(), "fd00:100::1/64");
     EXPECT_TRUE(cfg->peers[0].meshfwd);
     EXPECT_FALSE(cfg->peers[1].meshfwd);
@@ -549,6 +564,80 @@ TEST_F(config_value_test, mesh_enabled_needs_network_and_server) {
     const auto lines = errors_with("mesh:\n  enabled: true\n");
     EXPECT_TRUE(has_line(lines, "5:3: mesh.network_id: required when mesh.enabled is true"));
     EXPECT_TRUE(has_line(lines, "5:3: mesh.discovery.server: required when mesh.enabled is true"));
+}
+
+// mesh.discovery: one server or a list of replicas, in URL or host:port form; the server key,
+// the network id and the credentials; node.address becomes optional.
+TEST_F(config_test, discovery_servers_keys_and_optional_address) {
+    write_key("node1.key");
+    const std::string server_key = new_public_key();
+    ::setenv("MESHFWD_TEST_INVITE", "mfinv1.abc.def", 1);
+    auto cfg = load("node: {private_key_file: node1.key}\n"
+                    "mesh:\n"
+                    "  network_id: office\n"
+                    "  discovery:\n"
+                    "    server: [\"http://coord-a.example:7080\", \"https://[2001:db8::7]/\", \"192.0.2.9:8000\"]\n"
+                    "    server_public_key: \"" + server_key + "\"\n"
+                    "    invite: \"${MESHFWD_TEST_INVITE}\"\n"
+                    "    token: \"\"\n"
+                    "    cache_file: state/peers.json\n"
+                    "    publish_endpoints: [\"198.51.100.4:51820\", \"[2001:db8::4]:51820\"]\n"
+                    "    heartbeat_interval: 10s\n");
+    ::unsetenv("MESHFWD_TEST_INVITE");
+    ASSERT_TRUE(cfg.ok()) << cfg.error_message();
+    const auto& d = cfg->mesh.discovery;
+    EXPECT_TRUE(d.enabled());
+    ASSERT_EQ(d.servers.size(), 3u);
+    EXPECT_EQ(d.servers[0].url(), "http://coord-a.example:7080");
+    EXPECT_TRUE(d.servers[1].tls);
+    EXPECT_EQ(d.servers[1].url(), "https://[2001:db8::7]:443");
+    EXPECT_EQ(d.servers[2].url(), "http://192.0.2.9:8000");
+    ASSERT_TRUE(d.server_public_key.has_value());
+    EXPECT_EQ(crypto::key_to_base64(*d.server_public_key), server_key);
+    EXPECT_EQ(d.invite, "mfinv1.abc.def");
+    EXPECT_EQ(d.token, "");
+    EXPECT_EQ(d.cache_file, path("state/peers.json"));
+    ASSERT_EQ(d.publish_endpoints.size(), 2u);
+    EXPECT_EQ(d.publish_endpoints[1].to_string(), "[2001:db8::4]:51820");
+    EXPECT_EQ(d.heartbeat_interval, 10s);
+    // meshcoord assigns the addresses.
+    EXPECT_FALSE(cfg->node.address.has_value());
+    EXPECT_TRUE(cfg->node.addresses.empty());
+    EXPECT_TRUE(cfg->warnings.empty()) << cfg->warnings.front();
+
+    // One server as a plain string; the cache defaults to KEYSTEM.peers.json beside the key.
+    auto one = load("node: {private_key_file: node1.key, address: 10.100.0.1/16}\n"
+                    "mesh: {network_id: office, discovery: {server: \"coord.example:7080\", server_public_key: \"" +
+                    server_key + "\"}}\n");
+    ASSERT_TRUE(one.ok()) << one.error_message();
+    ASSERT_EQ(one->mesh.discovery.servers.size(), 1u);
+    EXPECT_EQ(one->mesh.discovery.servers[0].url(), "http://coord.example:7080");
+    EXPECT_EQ(one->mesh.discovery.cache_file, path("node1.peers.json"));
+    EXPECT_EQ(one->node.address->to_string(), "10.100.0.1/16");
+}
+
+TEST_F(config_value_test, discovery_errors_are_located) {
+    // Without a server, node.address is still required (tested in missing_required_keys); with
+    // one, the network id and the server key are.
+    auto lines = errors(load("node: {private_key_file: a.key}\nmesh:\n  discovery: {server: coord.example:7080}\n"));
+    EXPECT_TRUE(has_line(lines, "3:3: mesh.network_id: required with mesh.discovery.server"));
+    EXPECT_TRUE(has_line(lines, "3:14: mesh.discovery.server_public_key: required with mesh.discovery.server"));
+    EXPECT_FALSE(has_line(lines, "1:1: node.address"));
+    lines = errors_with("mesh:\n"
+                        "  network_id: n\n"
+                        "  discovery:\n"
+                        "    server: [\"ftp://c.example:21\", \"c.example\", \"http://c.example:7080/api\", \"\"]\n"
+                        "    server_public_key: nope\n"
+                        "    publish_endpoints: [\"c.example:5\", \"192.0.2.1:0\"]\n");
+    EXPECT_TRUE(has_line(lines, "7:14: mesh.discovery.server[0]: ", "only http:// and https://"));
+    EXPECT_TRUE(has_line(lines, "7:36: mesh.discovery.server[1]: ", "has no port"));
+    EXPECT_TRUE(has_line(lines, "7:49: mesh.discovery.server[2]: ", "without a path"));
+    EXPECT_TRUE(has_line(lines, "7:78: mesh.discovery.server[3]: ", "not a valid host name"));
+    EXPECT_TRUE(has_line(lines, "8:24: mesh.discovery.server_public_key: not 32 bytes of base64"));
+    EXPECT_TRUE(has_line(lines, "9:25: mesh.discovery.publish_endpoints[0]: "));
+    EXPECT_TRUE(has_line(lines, "9:40: mesh.discovery.publish_endpoints[1]: ", "port 0"));
+    lines = errors_with("mesh:\n  discovery: {server: [], unknwon: 1}\n");
+    EXPECT_TRUE(has_line(lines, "5:27: mesh.discovery.unknwon: unknown key"));
 }
 
 TEST_F(config_value_test, server_urls_and_mac) {

@@ -225,6 +225,43 @@ TEST(meshctl_api, extreme_values_do_not_overflow) {
     EXPECT_NE(s->find("up 0 seconds"), std::string::npos) << *s;
 }
 
+// A node with mesh.discovery.server adds `coordination` to its status; meshctl shows it after
+// the node block. Without it (null or absent) nothing is printed.
+TEST(meshctl_api, status_shows_the_meshcoord_state) {
+    json st = status_fixture();
+    st["coordination"] = json::parse(R"({"network_id": "office", "servers": ["http://192.0.2.1:7080"],
+        "server": "http://192.0.2.1:7080", "connected": false, "registered": true, "peer_id": "peer-0123456789ab",
+        "addresses": ["10.100.0.7/16", "fd12:3456:789a:1:2:3:4:5/48"], "version": 42, "peers": 3, "peers_online": 2,
+        "from_cache": true, "last_error": "connect: Connection refused", "cache_file": "/etc/meshfwd/node.peers.json"})");
+    auto text = format_status(st);
+    ASSERT_TRUE(text.ok()) << text.error_message();
+    EXPECT_NE(text->find("  version 0.1.0, up 1 minute, 5 seconds, 3 peers\n"
+                         "meshcoord: http://192.0.2.1:7080 (not connected), network office\n"
+                         "  registered: yes, as peer-0123456789ab; addresses 10.100.0.7/16, fd12:3456:789a:1:2:3:4:5/48\n"
+                         "  peers: 3 known, 2 online, version 42 (from the cache file)\n"
+                         "  last error: connect: Connection refused\n"
+                         "workers:\n"),
+              std::string::npos)
+        << *text;
+    st["coordination"]["connected"] = true;
+    st["coordination"]["registered"] = false;
+    st["coordination"]["from_cache"] = false;
+    st["coordination"]["last_error"] = nullptr;
+    text = format_status(st);
+    ASSERT_TRUE(text.ok()) << text.error_message();
+    EXPECT_NE(text->find("meshcoord: http://192.0.2.1:7080 (connected), network office\n"
+                         "  registered: peer-0123456789ab, pending approval; addresses"),
+              std::string::npos)
+        << *text;
+    EXPECT_NE(text->find("version 42\nworkers:"), std::string::npos) << *text;
+    st["coordination"]["peers"] = "three";
+    EXPECT_EQ(format_status(st).error_message(), "coordination.peers: not a non-negative integer");
+    st["coordination"] = nullptr;
+    text = format_status(st);
+    ASSERT_TRUE(text.ok());
+    EXPECT_EQ(text->find("meshcoord"), std::string::npos);
+}
+
 TEST(meshctl_api, api_address_from_flag_default_or_config) {
     api_options opts;
     auto ep = resolve_api(opts);

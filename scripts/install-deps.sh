@@ -10,6 +10,8 @@ packages=(
   libsodium-dev libb2-dev libipsec-mb-dev liburcu-dev liburing-dev libyaml-cpp-dev
   libspdlog-dev libcli11-dev nlohmann-json3-dev libdpdk-dev libmnl-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # meshcoord (coord/): JWT, TLS, Boost.Beast/Asio
+  libjwt-dev libssl-dev libboost-dev
   # test peers and tools
   wireguard-tools wireguard-go iproute2 iputils-ping nftables iperf3 procps
   # bench/throughput chart

@@ -25,7 +25,8 @@ struct invite {
     int64_t expires_unix = 0;
 };
 
-// secret_key: the network's 64-byte libsodium Ed25519 secret key.
+// secret_key: the network's 64-byte libsodium Ed25519 secret key. Returns "" when the payload
+// cannot be encoded (a field that decode_invite would refuse, or a secret key of the wrong size).
 std::string encode_invite(const invite& payload, std::span<const uint8_t> secret_key);
 // Decodes without checking the signature (a joining node cannot: it learns the network key from
 // the server it then trusts). Errors name the malformed part.
@@ -33,6 +34,9 @@ result<invite> decode_invite(std::string_view code);
 // Decodes and checks the signature against the network's public key; errors say "forged"
 // (bad signature) distinctly from "malformed". Expiry and use are the caller's checks.
 result<invite> verify_invite(std::string_view code, std::span<const uint8_t> public_key);
+
+// A fresh invite id: 16 random bytes, base64url without padding (22 characters).
+std::string new_invite_id();
 
 // A fresh Ed25519 key pair for a new network (public 32, secret 64).
 void make_invite_keypair(std::vector<uint8_t>& public_key, std::vector<uint8_t>& secret_key);

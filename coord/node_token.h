@@ -44,4 +44,8 @@ struct peer_policy {
 };
 peer_policy parse_policy(std::string_view policy_json); // "" or malformed: no restriction
 
+// Checks that a network's RS256 key is a PEM public RSA key of at least 2048 bits (create-network
+// validation, so a bad key is refused when configured rather than when the first node joins).
+result<void> check_rs256_public_key(std::string_view pem);
+
 } // namespace meshfwd::coord

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "coord/store.h"
+#include "lib/ip_address.h"
 #include "lib/result.h"
 
 namespace meshfwd::coord {
@@ -20,6 +21,12 @@ namespace meshfwd::coord {
 inline constexpr std::size_t max_request_body = 64 * 1024;
 inline constexpr std::size_t max_endpoints = 16;
 inline constexpr std::size_t max_text_field = 255; // hostname, os, name
+// Bodies meshcoord sends (a snapshot of a large network): what its clients accept.
+inline constexpr std::size_t max_response_body = 64 * 1024 * 1024;
+// The MTU range a JWT or a response may carry: IPv6's minimum link MTU up to the largest a
+// WireGuard packet over IPv4 allows (crypto::limits::max_mtu).
+inline constexpr uint32_t min_mtu = 1280;
+inline constexpr uint32_t max_mtu = 65475;
 
 struct jwt_settings {
     std::string hs256_secret;        // empty: HS256 tokens refused
@@ -51,6 +58,8 @@ struct network_view {
     std::string ula_prefix;          // "fdxx:xxxx:xxxx::/48"
     std::string invite_public_key;   // base64 Ed25519
     network_options options;         // jwt secrets never included in a view
+    bool jwt_hs256 = false;          // whether the network accepts HS256 / RS256 tokens
+    bool jwt_rs256 = false;
     int64_t created_ms = 0;
 };
 
@@ -124,6 +133,7 @@ result<register_response> parse_register_response(std::string_view body);
 result<event_message> parse_event_message(std::string_view body);
 result<std::vector<peer_view>> parse_peer_list(std::string_view body); // {"peers":[...]}
 result<network_view> parse_network_view(std::string_view body);
+result<std::vector<network_view>> parse_network_list(std::string_view body); // {"networks":[...]}
 
 std::string to_json(const create_network_request&);
 std::string to_json(const register_request&);
@@ -136,6 +146,19 @@ std::string peer_list_json(const std::vector<peer_view>&);
 std::string network_list_json(const std::vector<network_view>&);
 // {"error":{"code":"...","message":"..."}}
 std::string error_json(std::string_view code, std::string_view message);
+
+// The network options as the store keeps them (network_record::options_json), secrets included.
+std::string options_json(const network_options& options);
+result<network_options> parse_options_json(std::string_view json);
+
+// Field validators the server also applies to path segments and headers.
+bool valid_id(std::string_view id);                      // [a-z0-9-]{1,63}
+result<ip_prefix> parse_network_cidr(std::string_view text); // IPv4, /8.../30, canonical
+// Exactly 44 characters of canonical standard base64 (wg's form); no whitespace.
+std::optional<node_key> parse_key(std::string_view text);
+std::string key_text(const node_key& key);
+// "2024-01-01T12:00:00Z"; "" for 0.
+std::string format_rfc3339(int64_t unix_ms);
 
 // Conversions between the store's records and the views.
 peer_view make_peer_view(const peer_record& peer, std::string_view ula_prefix);

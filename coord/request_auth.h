@@ -18,6 +18,8 @@
 
 namespace meshfwd::coord {
 
+using crypto::secret32;
+
 inline constexpr std::string_view header_node = "X-Meshfwd-Node";       // base64 public key
 inline constexpr std::string_view header_counter = "X-Meshfwd-Counter"; // decimal u64 (Unix us)
 inline constexpr std::string_view header_mac = "X-Meshfwd-Auth";        // base64 32-byte MAC
@@ -32,6 +34,12 @@ struct signed_headers {
 // The key both sides derive: KDF(X25519(own secret, other public)), distinct from any WireGuard
 // session key by its label. Errors on an all-zero shared secret (a low-order public key).
 result<crypto::secret32> request_key(const crypto::secret32& own_secret, const node_key& other_public);
+
+// The string the MAC covers (documented in coord/README.md), exposed for tests and other clients:
+// "meshfwd coord request v1\n" METHOD "\n" TARGET "\n" NODE-BASE64 "\n" COUNTER "\n"
+// hex(SHA-256(body)).
+std::string canonical_request(std::string_view method, std::string_view target, const node_key& node,
+                              uint64_t counter, std::string_view body);
 
 // Client side: the three headers for one request. counter must exceed every earlier one.
 signed_headers sign_request(const crypto::secret32& key, const node_key& node, std::string_view method,

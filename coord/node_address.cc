@@ -35,7 +35,8 @@ ip_address node_ipv6_in(const ip_prefix& ula, const node_key& key) {
     crypto::hash32 h{};
     crypto::blake2s(h, key, bytes_of(node_label));
     std::array<uint8_t, 16> a{};
-    const auto prefix = ula.masked().address().bytes();
+    const ip_prefix masked = ula.masked(); // bytes() points into it: keep it alive
+    const auto prefix = masked.address().bytes();
     if (prefix.size() == 16) {
         std::memcpy(a.data(), prefix.data(), 6);
     }

@@ -206,4 +206,17 @@ std::size_t build_binding_request(std::span<uint8_t> out,
     return append_fingerprint(out.data(), header_size);
 }
 
+std::size_t answer_binding_request(std::span<const uint8_t> datagram, const endpoint& from,
+                                   std::span<uint8_t> out, parse_result* why) noexcept {
+    message m;
+    const parse_result r = parse(datagram, m);
+    if (why != nullptr) {
+        *why = r;
+    }
+    if (r != parse_result::ok || m.type != binding_request) {
+        return 0;
+    }
+    return build_binding_success(out, m.transaction_id, from);
+}
+
 } // namespace meshfwd::stun

@@ -105,6 +105,13 @@ inline constexpr std::size_t binding_request_size = header_size + 8;
 std::size_t build_binding_request(std::span<uint8_t> out,
                                   const std::array<uint8_t, transaction_id_size>& transaction_id) noexcept;
 
+// The whole binding responder step: if `datagram` parses as a Binding Request, writes the
+// Binding Success Response telling `from` its address into `out` and returns its length.
+// Otherwise returns 0 and, when `why` is given, sets it (parse_result::ok with 0 returned means a
+// well-formed STUN message that is not a Binding Request, or an `out` that is too small).
+std::size_t answer_binding_request(std::span<const uint8_t> datagram, const endpoint& from,
+                                   std::span<uint8_t> out, parse_result* why = nullptr) noexcept;
+
 // CRC-32 (ISO-HDLC, as zlib's crc32) and the FINGERPRINT value of the first `length` bytes.
 uint32_t crc32(std::span<const uint8_t> data) noexcept;
 

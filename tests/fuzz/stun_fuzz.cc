@@ -35,6 +35,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto mapped = stun::xor_mapped_address(m);
     if (m.type == stun::binding_request) {
         const endpoint from = mapped ? *mapped : endpoint(ip_address::v4(0xc0000201), 3478);
+        std::array<uint8_t, stun::max_binding_success_size> answer{};
+        check(stun::answer_binding_request(in, from, answer) > 0);
         std::array<uint8_t, stun::max_binding_success_size> out{};
         const std::size_t n = stun::build_binding_success(out, m.transaction_id, from);
         check(n > 0);

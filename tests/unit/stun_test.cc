@@ -174,6 +174,28 @@ TEST(stun_test, too_many_attributes_refused) {
     EXPECT_EQ(parse(msg, m), parse_result::too_many_attributes);
 }
 
+TEST(stun_test, answers_binding_requests_only) {
+    const std::array<uint8_t, 12> txid = {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7};
+    std::array<uint8_t, binding_request_size> req{};
+    ASSERT_GT(build_binding_request(req, txid), 0u);
+    const endpoint from(ip_address::v4(0xcb007105), 40000); // 203.0.113.5
+    std::array<uint8_t, max_binding_success_size> out{};
+    parse_result why = parse_result::too_short;
+    const std::size_t n = answer_binding_request(req, from, out, &why);
+    ASSERT_GT(n, 0u);
+    EXPECT_EQ(why, parse_result::ok);
+    message m;
+    ASSERT_EQ(parse(std::span<const uint8_t>(out.data(), n), m), parse_result::ok);
+    EXPECT_EQ(m.transaction_id, txid);
+    EXPECT_EQ(xor_mapped_address(m), from);
+    // A response is not answered; garbage says why.
+    EXPECT_EQ(answer_binding_request(rfc5769_ipv4_response, from, out, &why), 0u);
+    EXPECT_EQ(why, parse_result::ok);
+    const std::array<uint8_t, 4> junk = {1, 2, 3, 4};
+    EXPECT_EQ(answer_binding_request(junk, from, out, &why), 0u);
+    EXPECT_EQ(why, parse_result::too_short);
+}
+
 TEST(stun_test, wireguard_messages_are_not_stun) {
     // A WireGuard handshake initiation starts 01 00 00 00 and is 148 bytes.
     std::vector<uint8_t> wg(148, 0);

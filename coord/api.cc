@@ -6,6 +6,7 @@
 
 #include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include <charconv>
 #include <chrono>
@@ -133,7 +134,13 @@ asio::awaitable<api_response> api::handle(const api_request& request) {
 result<std::optional<network_record>> api::find_network(const std::string& id) { return _db.get_network(id); }
 
 network_options api::options_of(const network_record& network) const {
-    return options_from_storage(network.options_json);
+    auto options = parse_options_json(network.options_json);
+    if (!options) {
+        // Only meshcoord writes this column; say so loudly and serve with the defaults.
+        spdlog::error("network {}: stored options unreadable ({}); using the defaults", network.id, options.error_message());
+        return network_options{};
+    }
+    return *options;
 }
 
 api_response api::create_network(const api_request& request) {
@@ -144,7 +151,7 @@ api_response api::create_network(const api_request& request) {
     network.name = parsed->name.empty() ? network.id : parsed->name;
     network.cidr = parsed->cidr;
     network.created_ms = unix_ms();
-    network.options_json = options_to_storage(parsed->options);
+    network.options_json = options_json(parsed->options);
     make_invite_keypair(network.invite_public_key, network.invite_secret_key);
 
     auto existing = _db.get_network(network.id);

@@ -117,38 +117,4 @@ std::optional<node_key> key_from_base64_or_url(std::string_view text) {
     return std::nullopt;
 }
 
-std::string options_to_storage(const network_options& options) {
-    nlohmann::json out{{"heartbeat_interval_s", options.heartbeat_interval_s},
-                       {"offline_after_s", options.offline_after_s},
-                       {"auto_approve", options.auto_approve},
-                       {"max_peers", options.max_peers},
-                       {"require_admission", options.require_admission},
-                       {"jwt_hs256_secret", options.jwt.hs256_secret},
-                       {"jwt_rs256_public_key_pem", options.jwt.rs256_public_key_pem}};
-    return out.dump();
-}
-
-network_options options_from_storage(std::string_view json) {
-    network_options options;
-    auto in = nlohmann::json::parse(json, nullptr, false);
-    if (!in.is_object()) return options;
-    auto get = [&](const char* name, auto& field) {
-        auto it = in.find(name);
-        if (it == in.end()) return;
-        try {
-            it->get_to(field);
-        } catch (const nlohmann::json::exception&) {
-            // keep the default: the store only ever holds what options_to_storage wrote
-        }
-    };
-    get("heartbeat_interval_s", options.heartbeat_interval_s);
-    get("offline_after_s", options.offline_after_s);
-    get("auto_approve", options.auto_approve);
-    get("max_peers", options.max_peers);
-    get("require_admission", options.require_admission);
-    get("jwt_hs256_secret", options.jwt.hs256_secret);
-    get("jwt_rs256_public_key_pem", options.jwt.rs256_public_key_pem);
-    return options;
-}
-
 } // namespace meshfwd::coord

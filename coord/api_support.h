@@ -29,8 +29,4 @@ std::string random_invite_id();  // 16 random bytes, base64url without padding (
 // A key in wg's base64, or base64url with or without padding (as it appears in a URL path).
 std::optional<node_key> key_from_base64_or_url(std::string_view text);
 
-// Network options as the store keeps them (network_record::options_json), JWT keys included.
-std::string options_to_storage(const network_options& options);
-network_options options_from_storage(std::string_view json); // malformed: the defaults
-
 } // namespace meshfwd::coord

@@ -31,7 +31,8 @@ result<server_config> load_server_config(const std::string& path) {
     }
     if (root.IsNull()) return config;
     if (!root.IsMap()) return error{path + ": expected a mapping of settings"};
-    for (auto it = root.begin(); it != root.end(); ++it) {
+    const YAML::Node& settings = root; // const iteration: GCC 12 misreads the mutable iterators
+    for (auto it = settings.begin(); it != settings.end(); ++it) {
         const std::string key = it->first.as<std::string>("");
         const YAML::Node& value = it->second;
         auto text = [&](std::string& out) -> result<void> {

@@ -111,10 +111,13 @@ api_response api::register_node(const std::string& id, const api_request& reques
         reg.approved = (*existing)->approved;
         reg.policy_json = (*existing)->policy_json;
     } else if (!parsed->invite.empty()) {
+        // The network named in the code first: an invite for another network cannot verify with
+        // this one's key, and "forged" would mislead.
+        auto named = decode_invite(parsed->invite);
+        if (named && named->network_id != id)
+            return json_error(403, "invite_refused", "invite: it is for network '" + named->network_id + "', not '" + id + "'");
         auto code = verify_invite(parsed->invite, (*network)->invite_public_key);
-        if (!code) return json_error(403, "invite_refused", "invite: " + code.error_message());
-        if (code->network_id != id)
-            return json_error(403, "invite_refused", "invite: it is for network '" + code->network_id + "', not '" + id + "'");
+        if (!code) return json_error(403, "invite_refused", code.error_message());
         if (code->expires_unix < now_s)
             return json_error(403, "invite_refused", "invite: expired at " + rfc3339(code->expires_unix * 1000));
         auto used = _db.consume_invite(code->invite_id, now_s * 1000);

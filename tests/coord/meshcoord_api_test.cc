@@ -11,12 +11,14 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <thread>
 
 #include "coord/api_support.h"
 #include "coord/node_address.h"
+#include "coord/request_auth.h"
 #include "crypto/x25519.h"
 #include "lib/stun.h"
 #include "tests/coord/meshcoord_process.h"
@@ -76,7 +78,7 @@ std::string make_token(const std::string& secret, const json& claims, jwt_alg_t 
     EXPECT_EQ(jwt_set_alg(token, alg, reinterpret_cast<const unsigned char*>(secret.data()), static_cast<int>(secret.size())), 0);
     char* text = jwt_encode_str(token);
     std::string out = text ? text : "";
-    jwt_free_str(text);
+    std::free(text);
     jwt_free(token);
     return out;
 }
@@ -119,7 +121,9 @@ TEST(MeshcoordApi, BadInputGetsAClearError) {
         auto reply = server->admin("POST", "/api/v1/mesh/networks", c.body);
         EXPECT_EQ(reply.status, 400u) << c.body << " -> " << reply.body;
         EXPECT_TRUE(parse(reply).contains("error")) << reply.body;
-        if (!c.mentions.empty()) EXPECT_NE(error_message(reply).find(c.mentions), std::string::npos) << reply.body;
+        if (!c.mentions.empty()) {
+            EXPECT_NE(error_message(reply).find(c.mentions), std::string::npos) << reply.body;
+        }
     }
     auto huge = server->admin("POST", "/api/v1/mesh/networks", std::string(100 * 1024, ' '));
     EXPECT_EQ(huge.status, 413u) << huge.body;
@@ -460,7 +464,7 @@ TEST_P(MeshcoordBackends, AcknowledgedRegistrationsSurviveSigkill) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Store, MeshcoordBackends, ::testing::Values("sqlite", "postgres"),
-                         [](const auto& info) { return info.param; });
+                         [](const ::testing::TestParamInfo<std::string>& param_info) { return param_info.param; });
 
 TEST(MeshcoordReplicas, AChangeOnOneReplicaReachesSubscribersOfTheOther) {
     auto pg = pg_temp_server::start();

@@ -511,7 +511,11 @@ int node::state::run() {
             signalfd_siginfo info{};
             while (::read(signal_fd, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
                 if (info.ssi_signo == SIGHUP) {
-                    reload();
+                    if (options.wg_mode) {
+                        spdlog::info("SIGHUP ignored: meshfwd-wg is configured through its UAPI socket");
+                    } else {
+                        reload();
+                    }
                 } else {
                     spdlog::info("{}: shutting down", info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
                     return 0;

@@ -99,7 +99,7 @@ result<std::unique_ptr<uapi_server>> uapi_server::start(const std::string& inter
         return make_error(errno_text("UAPI: socket"));
     }
     // Created 0600 from the start (umask), not chmod-ed after: no window where others may connect.
-    const mode_t old_mask = ::umask(0077);
+    const mode_t old_mask = ::umask(0177);
     const int bound = ::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof(sa));
     const int bind_errno = errno;
     ::umask(old_mask);

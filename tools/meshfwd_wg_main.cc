@@ -6,7 +6,8 @@
 // key, a kernel-chosen UDP port until `listen_port` is set), serves the UAPI, and goes to the
 // background once both exist unless -f/--foreground or WG_PROCESS_FOREGROUND=1; the parent exits
 // 0 only after the child is ready, so `wg setconf` may follow at once. LOG_LEVEL=verbose|debug|
-// error|silent (also trace, info, warn, off); default error. Exits 0, removing the socket and the
+// error|silent (also trace, info, warn, off); default error. In the background, stdout and
+// stderr stay the caller's only when LOG_LEVEL is set (and not silent), as wireguard-go's. Exits 0, removing the socket and the
 // device, on SIGTERM/SIGINT or when the device is deleted (`ip link del`). Moving the device to
 // another namespace (`ip link set IFNAME netns NS`) keeps it working: the UDP sockets and the UAPI
 // socket stay where meshfwd-wg runs.
@@ -133,14 +134,21 @@ int main(int argc, char** argv) {
         }
         if (child > 0) {
             ::close(p[1]);
-            char byte = 0;
-            ssize_t n;
-            do {
-                n = ::read(p[0], &byte, 1);
-            } while (n < 0 && errno == EINTR);
-            if (n == 1) {
+            // One byte 1: ready. Otherwise the child's error text (its stderr may be /dev/null).
+            std::string got;
+            char buf[512];
+            for (;;) {
+                const ssize_t n = ::read(p[0], buf, sizeof(buf));
+                if (n > 0) {
+                    got.append(buf, static_cast<std::size_t>(n));
+                } else if (n == 0 || errno != EINTR) {
+                    break;
+                }
+            }
+            if (got.size() == 1 && got[0] == 1) {
                 return exit_ok;
             }
+            std::fprintf(stderr, "meshfwd-wg: error: %s\n", got.empty() ? "the background process exited" : got.c_str());
             int status = 0;
             ::waitpid(child, &status, 0);
             return exit_failure;
@@ -148,8 +156,17 @@ int main(int argc, char** argv) {
         ::close(p[0]);
         ready_fd = p[1];
         ::setsid();
+        // As wireguard-go: the background process keeps the caller's stdout/stderr only when
+        // LOG_LEVEL asks for logs; otherwise a caller reading our output to EOF (wg-quick under
+        // a pipe) would wait for as long as we run.
+        const char* level = std::getenv("LOG_LEVEL");
+        const bool keep_output = level != nullptr && *level != '\0' && std::string_view(level) != "silent";
         if (const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC); null >= 0) {
             ::dup2(null, STDIN_FILENO);
+            if (!keep_output) {
+                ::dup2(null, STDOUT_FILENO);
+                ::dup2(null, STDERR_FILENO);
+            }
             ::close(null);
         }
     }
@@ -173,7 +190,12 @@ int main(int argc, char** argv) {
     cfg.node.name = ifname;
     control::node node(std::move(cfg), control::node_options{.cores = cores, .wg_mode = true, .serve_uapi = true});
     if (auto started = node.start(); !started) {
-        std::fprintf(stderr, "meshfwd-wg: error: %s\n", started.error_message().c_str());
+        if (ready_fd >= 0) {
+            const std::string& m = started.error_message();
+            [[maybe_unused]] const ssize_t n = ::write(ready_fd, m.data(), m.size());
+        } else {
+            std::fprintf(stderr, "meshfwd-wg: error: %s\n", started.error_message().c_str());
+        }
         return exit_failure;
     }
     if (ready_fd >= 0) {

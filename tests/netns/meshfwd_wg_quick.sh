@@ -77,7 +77,7 @@ qpid=$(n2 ss -xlpn | grep -F "$uapi_sock " | grep -o 'pid=[0-9]*' | head -1 | cu
 [[ -n $qpid ]] && grep -q meshfwd-wg "/proc/$qpid/comm" 2>/dev/null ||
     fail "the process serving $uapi_sock is not meshfwd-wg (pid '$qpid')"
 echo "    meshfwd-wg pid $qpid serves $uapi_sock"
-n2 ip -d link show "$qif" | grep -q tun || fail "$qif is not a TUN device (meshfwd-wg's)"
+[[ $(n2 ip -d link show "$qif") == *" tun "* ]] || fail "$qif is not a TUN device (meshfwd-wg's)"
 
 log "ping over the tunnel"
 tunnel_ping "$ns2" 10.16.0.1
@@ -118,7 +118,7 @@ n2 wg-quick down "$tmp/$qif.conf" >"$tmp/wg-quick-down.log" 2>&1 || { cat "$tmp/
 wait_until 5 not_running "$qpid" || fail "meshfwd-wg still running 5 s after wg-quick down"
 [[ ! -e $uapi_sock ]] || fail "$uapi_sock left behind"
 ! n2 ip link show "$qif" >/dev/null 2>&1 || fail "$qif still exists"
-! n2 ip route show | grep -q 10.16.0 || fail "routes to 10.16.0.x left behind: $(n2 ip route show)"
+[[ $(n2 ip route show) != *10.16.0* ]] || fail "routes to 10.16.0.x left behind: $(n2 ip route show)"
 qpid=""
 
 echo "PASS: wg-quick with meshfwd-wg against wireguard-go ($((SECONDS - start))s)"

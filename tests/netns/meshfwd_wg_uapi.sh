@@ -43,7 +43,7 @@ for ifname in "$ifa" "$ifb"; do
 done
 pid_a=${_netns_pids[0]}
 pid_b=${_netns_pids[1]}
-n0 ip link show "$ifa" | grep -q "state DOWN" || fail "$ifa is not created down"
+[[ $(n0 ip link show "$ifa") == *"state DOWN"* ]] || fail "$ifa is not created down"
 [[ -z $(n0 ip addr show dev "$ifa" | grep inet) ]] || fail "$ifa has an address before anyone gave it one"
 n0 ip link set "$ifa" netns "$ns1"
 n0 ip link set "$ifb" netns "$ns2"
@@ -156,7 +156,7 @@ log "link down stops traffic, up resumes it"
 n2 ip link set "$ifb" down
 ! n1 ping -c 2 -i 0.2 -W 1 10.16.1.2 >/dev/null 2>&1 || fail "10.16.1.2 answers with its link down"
 n2 ip link set "$ifb" up
-n2 ip addr show dev "$ifb" | grep -q 10.16.1.2 || n2 ip addr add 10.16.1.2/24 dev "$ifb"
+n2 ip addr replace 10.16.1.2/24 dev "$ifb"  # IPv4 addresses survive down; idempotent either way
 tunnel_ping "$ns1" 10.16.1.2
 rx_packets=$(n2 ip -j -s link show "$ifb" | "$py" -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["rx"]["packets"])')
 (( rx_packets > 100 )) || fail "ip -s link: rx packets $rx_packets on $ifb"

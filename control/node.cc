@@ -74,7 +74,8 @@ result<void> node::state::start() {
                           ", the largest whose WireGuard message (MTU + 32) fits a UDP datagram over IPv4");
     }
     transport_out.resize(crypto::transport_message_size(mtu, mtu));
-    if (!identity.set_private_key(cfg.node.private_key)) {
+    // meshfwd-wg starts without a key, as wireguard-go does; `wg set private-key` gives it one.
+    if (!identity.set_private_key(cfg.node.private_key) && !options.wg_mode) {
         return make_error("node.private_key_file: the private key is all zeros");
     }
     cookies = std::make_unique<crypto::cookie_checker>(identity, mono_clock::now());
@@ -83,8 +84,10 @@ result<void> node::state::start() {
     // SO_REUSEPORT would let a second node on this port join our group silently and take part of
     // the traffic (and us of its): refuse a port that something else holds, before the device
     // exists.
-    if (auto r = dataplane::check_udp_port_free(endpoint(ip_address::v6({}), cfg.node.listen_port)); !r) {
-        return make_error("node.listen_port: " + r.error_message());
+    if (cfg.node.listen_port != 0) {
+        if (auto r = dataplane::check_udp_port_free(endpoint(ip_address::v6({}), cfg.node.listen_port)); !r) {
+            return make_error("node.listen_port: " + r.error_message());
+        }
     }
     auto tun_dev = dataplane::tun_device::create(
         {.name = cfg.mesh.device.name, .mtu = mtu, .queues = n_workers, .vnet_hdr = true});
@@ -100,46 +103,19 @@ result<void> node::state::start() {
             return make_error("device " + tun->name() + ": address " + a.to_string() + ": " + r.error_message());
         }
     }
-    if (auto r = tun->set_mtu_and_up(mtu); !r) {
-        return make_error("device " + tun->name() + ": " + r.error_message());
+    // meshfwd-wg leaves the link down and unconfigured, as the kernel module does: wg-quick or
+    // the operator sets addresses, MTU and up.
+    if (!options.wg_mode) {
+        if (auto r = tun->set_mtu_and_up(mtu); !r) {
+            return make_error("device " + tun->name() + ": " + r.error_message());
+        }
     }
     if (coord_registration) {
         coord_apply_registration(*coord_registration);
     }
 
-    uint32_t next_lane_port = cfg.dataplane.lane_ports ? cfg.dataplane.lane_ports->first : 0;
-    for (unsigned i = 0; i < n_workers; ++i) {
-        dataplane::udp_socket_options lo;
-        lo.bind = endpoint(ip_address::v6({}), cfg.node.listen_port);
-        lo.reuseport = true;
-        auto ls = dataplane::open_udp_socket(lo);
-        if (!ls) {
-            return make_error("UDP port " + std::to_string(cfg.node.listen_port) + ": " + ls.error_message());
-        }
-        dual_stack = ls->dual_stack;
-        dataplane::udp_socket_options la;
-        la.bind = endpoint(ls->local.address(), 0);
-        if (const auto& range = cfg.dataplane.lane_ports) {
-            // The first port of the range that nothing holds (a lane socket has no SO_REUSEPORT,
-            // so the bind itself would refuse a taken one; the probe just lets us go on to the next).
-            while (next_lane_port <= range->last &&
-                   !dataplane::check_udp_port_free(endpoint(ls->local.address(), static_cast<uint16_t>(next_lane_port)))) {
-                ++next_lane_port;
-            }
-            if (next_lane_port > range->last) {
-                return make_error(range->location + ": dataplane.lane_ports: no free port left in " +
-                                  std::to_string(range->first) + "-" + std::to_string(range->last) + " for worker " +
-                                  std::to_string(i) + " (the others are held by other processes)");
-            }
-            la.bind = endpoint(ls->local.address(), static_cast<uint16_t>(next_lane_port++));
-        }
-        auto lane = dataplane::open_udp_socket(la);
-        if (!lane) {
-            return make_error("lane socket: " + lane.error_message());
-        }
-        lane_ports.push_back(lane->port);
-        listen_sockets.push_back(std::move(*ls));
-        lane_sockets.push_back(std::move(*lane));
+    if (auto r = open_sockets(cfg.node.listen_port, listen_sockets, lane_sockets, lane_ports); !r) {
+        return r;
     }
 
     wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -165,46 +141,8 @@ result<void> node::state::start() {
     publish_snapshot();
     sync_device_routes();
 
-    running.store(true);
-    const dataplane::worker_shared shared{&snap, &sessions, cookies.get(), wake_fd, &running};
-    // For tests and comparisons: MESHFWD_NO_PBUF=1 receives into fixed buffers and copies (the
-    // fallback for kernels without provided buffer rings); MESHFWD_PBUF_BUFFERS=N sets the
-    // buffers per ring (a power of two; a tiny ring runs empty, which is what it is for).
-    const char* no_pbuf = std::getenv("MESHFWD_NO_PBUF");
-    const bool provided_buffers = no_pbuf == nullptr || *no_pbuf == '\0' || std::string_view(no_pbuf) == "0";
-    const char* pbuf_buffers = std::getenv("MESHFWD_PBUF_BUFFERS");
-    // MESHFWD_NO_USO=1: UDP written to the device one datagram a write even where it takes USO
-    // (to compare, or should a kernel mishandle it).
-    const char* no_uso = std::getenv("MESHFWD_NO_USO");
-    const bool uso_writes = tun->offloads().uso && (no_uso == nullptr || *no_uso == '\0' || std::string_view(no_uso) == "0");
-    for (unsigned i = 0; i < n_workers; ++i) {
-        dataplane::worker_settings ws;
-        ws.id = i;
-        ws.cpu = options.cores[i];
-        ws.tun_fd = tun->queue_fd(i);
-        ws.vnet_hdr = tun->vnet_hdr();
-        ws.tun_uso = uso_writes;
-        ws.listen_fd = listen_sockets[i].fd;
-        ws.lane_fd = lane_sockets[i].fd;
-        ws.udp_gso = listen_sockets[i].gso && lane_sockets[i].gso;
-        ws.mtu = mtu;
-        ws.batch = cfg.dataplane.batch;
-        ws.busy_poll = cfg.dataplane.poll == poll_mode::busy;
-        ws.spin_budget = std::chrono::duration_cast<std::chrono::microseconds>(cfg.dataplane.spin);
-        ws.crypto = cfg.dataplane.crypto;
-        ws.provided_buffers = provided_buffers;
-        if (pbuf_buffers != nullptr) {
-            ws.ring_buffers = static_cast<uint32_t>(std::strtoul(pbuf_buffers, nullptr, 10));
-        }
-        workers.push_back(std::make_unique<dataplane::worker>(ws, shared));
-    }
-    // Peer counter blocks were sized for the workers plus the control thread before this; the
-    // workers exist now, so the index of the control thread's block is valid.
-    for (auto& w : workers) {
-        if (auto r = w->start(); !r) {
-            running.store(false);
-            return r;
-        }
+    if (auto r = start_workers(); !r) {
+        return r;
     }
     aead_name = workers.front()->aead_name();
     spdlog::info("receive buffers: {}", workers.front()->receive_buffers());
@@ -214,12 +152,25 @@ result<void> node::state::start() {
         }
     }
 
-    api_server::providers providers{[this] { return status_json(); }, [this] { return peers_json(); }};
-    auto server = api_server::start(cfg.api.listen, std::move(providers));
-    if (!server) {
-        return make_error("api.listen " + cfg.api.listen.to_string() + ": " + server.error_message());
+    if (!options.wg_mode) {
+        api_server::providers providers{[this] { return status_json(); }, [this] { return peers_json(); }};
+        auto server = api_server::start(cfg.api.listen, std::move(providers));
+        if (!server) {
+            return make_error("api.listen " + cfg.api.listen.to_string() + ": " + server.error_message());
+        }
+        api = std::move(*server);
     }
-    api = std::move(*server);
+    if (options.serve_uapi) {
+        auto server = uapi_server::start(tun->name(), [this](uapi::request& r) { return uapi_answer(r); });
+        if (server) {
+            uapi = std::move(*server);
+        } else if (options.wg_mode) {
+            return make_error(server.error_message());
+        } else {
+            spdlog::warn("{}; `wg` cannot reach this node", server.error_message());
+        }
+    }
+    device_mtu_seen = mtu;
     if (auto r = coord_start(); !r) {
         return r;
     }
@@ -232,7 +183,7 @@ result<void> node::state::start() {
                      for (unsigned c : options.cores) s += (s.empty() ? "" : ",") + std::to_string(c);
                      return s;
                  }(),
-                 aead_name, peers.size(), cfg.api.listen.to_string());
+                 aead_name, peers.size(), api ? cfg.api.listen.to_string() : std::string("off"));
     // Peers with a persistent keepalive (like wg) handshake at once.
     const auto now = mono_clock::now();
     for (auto& [key, ps] : peers) {
@@ -325,6 +276,9 @@ void node::state::publish_snapshot() {
 
 // Routes to allowed IPs outside the device's own prefixes (as wg-quick adds them).
 void node::state::sync_device_routes() {
+    if (options.wg_mode) {
+        return;  // wg-quick (or the operator) routes, as with wireguard-go
+    }
     std::vector<ip_prefix> wanted;
     for (const auto& [key, ps] : peers) {
         for (const auto& p : ps->cfg.allowed_ips) {
@@ -568,7 +522,10 @@ int node::state::run() {
     }
     auto next_tick = mono_clock::now();
     for (;;) {
-        std::array<pollfd, 3> fds{{{signal_fd, POLLIN, 0}, {wake_fd, POLLIN, 0}, {api->wake_fd(), POLLIN, 0}}};
+        std::array<pollfd, 4> fds{{{signal_fd, POLLIN, 0},
+                                   {wake_fd, POLLIN, 0},
+                                   {api ? api->wake_fd() : -1, POLLIN, 0},
+                                   {uapi ? uapi->wake_fd() : -1, POLLIN, 0}}};
         const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - mono_clock::now());
         const int rc = ::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<int64_t>(wait.count(), 0, 1000)));
         if (rc < 0 && errno != EINTR) {
@@ -579,7 +536,11 @@ int node::state::run() {
             signalfd_siginfo info{};
             while (::read(signal_fd, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
                 if (info.ssi_signo == SIGHUP) {
-                    reload();
+                    if (options.wg_mode) {
+                        spdlog::info("SIGHUP ignored: meshfwd-wg is configured through its UAPI socket");
+                    } else {
+                        reload();
+                    }
                 } else {
                     spdlog::info("{}: shutting down", info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
                     return 0;
@@ -592,13 +553,19 @@ int node::state::run() {
         }
         drain_mailboxes();
         coord_poll();
-        if (fds[2].revents & POLLIN) {
+        if (api && (fds[2].revents & POLLIN)) {
             api->poll();
+        }
+        if (uapi && (fds[3].revents & POLLIN)) {
+            uapi->poll();
         }
         const auto now = mono_clock::now();
         if (now >= next_tick) {
             on_timers(now);
             next_tick = now + tick;
+            if (!watch_device()) {
+                return 0;
+            }
         }
         reap();
     }

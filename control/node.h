@@ -23,6 +23,13 @@ namespace meshfwd::control {
 
 struct node_options {
     std::vector<unsigned> cores;
+    // meshfwd-wg (tools/meshfwd_wg_main.cc), wireguard-go's behaviour: the device is created down
+    // and unconfigured, no routes are managed (wg-quick adds them), no HTTP API, the key may be
+    // unset, listen_port 0 picks one, and the node exits when its device is deleted.
+    bool wg_mode = false;
+    // Serve /var/run/wireguard/<device>.sock. meshfwd: a failure is logged and the node runs on;
+    // meshfwd-wg: a failure stops start().
+    bool serve_uapi = true;
 };
 
 class node {

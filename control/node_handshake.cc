@@ -16,6 +16,9 @@ void node::state::send_initiation(peer_state& ps, mono_time now, bool retry) {
     if (ep == nullptr) {
         return;  // nowhere to send; the peer must reach us first
     }
+    if (!identity.has_identity()) {
+        return;  // meshfwd-wg before `wg set private-key`: nothing to handshake with
+    }
     if (!retry) {
         // The kernel sends at most one initiation per REKEY_TIMEOUT unless retransmitting.
         if (ps.handshaking || (ps.last_initiation != mono_time{} && now - ps.last_initiation < spec::rekey_timeout)) {
@@ -91,6 +94,10 @@ void node::state::handle_handshake(const dataplane::mailbox_message& m, mono_tim
     const endpoint source_ep = m.source.to_endpoint();
     const auto source = crypto::cookie_source::from(source_ep.address().bytes(), source_ep.port());
     const uint32_t type = crypto::load_le32(m.payload);
+    if (!identity.has_identity()) {
+        reject("no_private_key");
+        return;
+    }
 
     if (type == spec::message_cookie_reply_type) {
         crypto::message_cookie_reply reply;

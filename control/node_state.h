@@ -4,6 +4,7 @@
 #pragma once
 
 #include "control/api_server.h"
+#include "control/uapi_server.h"
 #include "control/config.h"
 #include "control/coord_client.h"
 #include "control/coord_peers.h"
@@ -111,7 +112,10 @@ struct node::state {
     std::atomic<bool> running{false};
     int wake_fd = -1;
     int signal_fd = -1;
-    std::unique_ptr<api_server> api;
+    std::unique_ptr<api_server> api;         // null in meshfwd-wg (no HTTP API)
+    std::unique_ptr<uapi_server> uapi;       // /var/run/wireguard/IFNAME.sock; null if it could not be served
+    uint32_t fwmark = 0;                     // SO_MARK on every UDP socket (UAPI fwmark)
+    uint32_t device_mtu_seen = 0;            // the link MTU last read by watch_device()
     std::map<crypto::public_key, std::unique_ptr<peer_state>> peers;
     std::unordered_map<uint32_t, peer_state*> pending;  // our initiation index -> peer
     std::unordered_set<const peer_runtime*> live;
@@ -198,6 +202,26 @@ struct node::state {
     void forget_lanes(peer_state& ps);
     void retire(std::unique_ptr<session>& s);
     void reject(std::string_view reason) { ++hs_counters.rejected[std::string(reason)]; }
+
+    // --- sockets and workers (node_dataplane.cc)
+    result<void> open_sockets(uint16_t port, std::vector<dataplane::udp_socket>& listen_out,
+                              std::vector<dataplane::udp_socket>& lane_out, std::vector<uint16_t>& lane_ports_out);
+    void apply_fwmark(int fd);
+    result<void> start_workers();
+    void stop_workers();
+    // Stops the workers, swaps in sockets on new_port (when given), starts them again.
+    result<void> restart_workers(std::optional<uint16_t> new_port);
+    struct device_status {
+        bool gone = false;
+        uint32_t mtu = 0;  // 0: unknown
+    };
+    device_status probe_device();
+    bool watch_device();  // false: the device was deleted
+
+    // --- UAPI (node_uapi.cc)
+    std::string uapi_answer(uapi::request& req);
+    std::string uapi_get();
+    std::pair<int, std::string> uapi_set(uapi::set_request& req);
 
     // --- API
     nlohmann::json status_json();

@@ -1,9 +1,4 @@
 #!/bin/bash
-# NOT YET REGISTERED in tests/netns/meson.build: it needs build/tools/meshcoord and meshctl's
-# `--coord` commands (networks create, invite, join), which are being written on other branches.
-# Register it (netns_tests += ['meshcoord_join']) once they are merged, and adjust the lines
-# marked ASSUMED if their interfaces came out differently.
-#
 # Three meshfwd nodes join one network by invite code and reach each other; meshcoord killed
 # with SIGKILL does not stop their traffic, and a node restarted while it is down comes back
 # with its cached addresses and peers.
@@ -13,11 +8,8 @@
 #   ns1: node1 192.0.2.11    ns2: node2 192.0.2.12    ns3: node3 192.0.2.13
 #   (mesh0 on each, addresses and peers from meshcoord only)
 #
-# Assumed interfaces (from issue 11 and the lead's brief):
-#   meshcoord --listen ADDR:PORT --db sqlite:FILE, admin token in MESHCOORD_ADMIN_TOKEN
-#   meshctl --coord URL networks create NAME --cidr CIDR      prints the network as JSON ("id")  ASSUMED
-#   meshctl --coord URL invite NETWORK_ID [--hours N]         prints one invite code             ASSUMED
-#   meshctl join CODE --dir DIR                                writes DIR/mesh.yaml and its key   ASSUMED
+# meshcoord --listen ADDR:PORT --db sqlite:FILE with the admin token in MESHCOORD_ADMIN_TOKEN;
+# meshctl networks create / invite (admin, --coord URL) and meshctl join CODE -o FILE.
 # Arg: $1 build dir. Root only (77 = skipped).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -61,15 +53,17 @@ start_coord() {
 }
 log "meshcoord and a network"
 start_coord 1
-net_json=$(ip netns exec "$ns1" "$meshctl" --coord "$coord_url" networks create joinnet --cidr 10.100.0.0/16) ||
-    fail "networks create: $net_json"  # ASSUMED
+net_json=$(ip netns exec "$ns1" "$meshctl" networks create joinnet --id joinnet --cidr 10.100.0.0/16 \
+    --coord "$coord_url" --json) || fail "networks create: $net_json"
 net_id=$(jget "$net_json" "d['id']")
 
 log "three nodes join by invite code"
 for n in 1 2 3; do
-    code=$(ip netns exec "$ns1" "$meshctl" --coord "$coord_url" invite "$net_id" --hours 1) || fail "invite: $code"  # ASSUMED
+    code=$(ip netns exec "$ns1" "$meshctl" invite "$net_id" --hours 1 --coord "$coord_url") || fail "invite: $code"
     mkdir -p "$tmp/node$n"
-    "$meshctl" join "$code" --dir "$tmp/node$n" || fail "join node$n"  # ASSUMED
+    "$meshctl" join "$code" -o "$tmp/node$n/mesh.yaml" --name "node$n" --device mesh0 >/dev/null || fail "join node$n"
+    "$meshctl" join "$code" -o "$tmp/node$n/mesh.yaml" --name "node$n" 2>/dev/null && fail "join overwrote node$n's mesh.yaml"
+    [[ $(stat -c %a "$tmp/node$n/node$n.key") == 600 ]] || fail "node$n key mode"
     [[ $(stat -c %a "$tmp/node$n/mesh.yaml") =~ ^6[04]0$ ]] || fail "node$n mesh.yaml mode"
 done
 nsof() { case $1 in 1) echo "$ns1" ;; 2) echo "$ns2" ;; 3) echo "$ns3" ;; esac; }
@@ -101,6 +95,7 @@ done
 addr1=$(v4 1)
 addr1_6=$(v6 1)
 addr2=$(v4 2)
+addr3=$(v4 3)
 
 log "meshcoord killed with SIGKILL: traffic goes on"
 kill -KILL "$coord_pid"
@@ -115,6 +110,9 @@ netns_meshfwd "$ns1" node1-again "$tmp/node1/mesh.yaml" 0 "$api"
 [[ $(coord_field 1 "['from_cache']") == True ]] || fail "node1 not from the cache: $(coord_field 1 "")"
 [[ $(v4 1) == "$addr1" && $(v6 1) == "$addr1_6" ]] || fail "node1's addresses changed: $(v4 1) $(v6 1)"
 tunnel_ping "$ns1" "$addr2"
+# node1 starts its sessions afresh; node3 still holds the old one until WireGuard's timers renew
+# it (up to 15 s), so node1 speaks first, as a restarted wg peer must.
+tunnel_ping "$ns1" "$addr3"
 tunnel_ping "$ns3" "$addr1"
 
 log "meshcoord back: node1 reconnects and keeps its address"

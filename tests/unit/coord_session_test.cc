@@ -44,7 +44,7 @@ using namespace meshfwd::control;
 
 coord::peer_view peer(const std::string& key, const std::string& ip) {
     coord::peer_view v;
-    v.id = "peer-" + ip;
+    v.id = "peer-" + std::to_string(std::hash<std::string>{}(ip) % 1000000000000);
     v.public_key = key;
     v.virtual_ip = ip;
     v.ipv6 = "fd00:1:2::7";
@@ -175,6 +175,7 @@ private:
             out.network_cidr = "10.100.0.0/16";
             out.ula_prefix = "fd00:1:2::/48";
             out.heartbeat_interval_s = 1;
+            out.server_public_key = crypto::key_to_base64(crypto::derive_public_key(_secret));
             res.result(http::status::created);
             res.body() = coord::to_json(out);
             std::lock_guard lock(mutex);
@@ -325,7 +326,13 @@ TEST(coord_session, registers_follows_events_heartbeats_and_fails_over) {
         *client,
         [&](const auto& us) { return count(us, connected_to(live_url)) >= 1 && count(us, snapshot) >= 1 && count(us, joined) >= 1; },
         20s))
-        << c.updates.size() << " updates";
+        << c.updates.size() << " updates; " << [&] {
+               std::string errors;
+               for (const auto& u : c.updates) errors += u.error + "; ";
+               std::lock_guard lock(server.mutex);
+               for (const auto& p : server.s.problems) errors += "server: " + p + "; ";
+               return errors;
+           }();
     // The dead replica first, with its error.
     ASSERT_TRUE(c.updates.front().state_changed);
     EXPECT_EQ(c.updates.front().server, dead_url);

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # The README's first command, as root on Debian 12. It
-#   1. installs dependencies (scripts/install-deps.sh) and builds meshfwd and meshctl;
-#   2. starts three meshfwd nodes, each in its own network namespace, as a full mesh (every node
-#      lists the other two as peers) over a shared underlay switch;
-#   3. pings across the mesh (IPv4 and IPv6), runs a short transfer (iperf3, else python),
-#      and prints `meshctl peers` and `meshctl status` of node a.
-# Everything it creates (namespaces, processes, keys, configs) is removed on exit, also on
-# failure or Ctrl-C. Takes well under a minute once built.
+#   1. installs dependencies (scripts/install-deps.sh) and builds meshcoord, meshfwd and meshctl;
+#   2. starts meshcoord (SQLite) on a shared underlay switch and creates a network;
+#   3. gives three nodes, each in its own network namespace, one invite code each: `meshctl join`
+#      writes their mesh.yaml and key, and meshfwd registers, gets its addresses (IPv4 from the
+#      network's CIDR, IPv6 derived from its key) and learns the others from meshcoord: no
+#      hand-written peer lists;
+#   4. pings across the mesh (IPv4 and IPv6), runs a short transfer (iperf3, else python),
+#      and prints `meshctl peers`, `meshctl status` of node a and meshcoord's view.
+# Everything it creates (namespaces, processes, keys, configs, the database) is removed on exit,
+# also on failure or Ctrl-C. Takes well under a minute once built.
 #
 #   ns a: meshfwd a          ns b: meshfwd b          ns c: meshfwd c
-#   mfa0 10.100.0.1/24       mfb0 10.100.0.2/24       mfc0 10.100.0.3/24
-#        fd00:100::1/64           fd00:100::2/64           fd00:100::3/64
+#   mfa0 10.100.0.x/24       mfb0 10.100.0.y/24       mfc0 10.100.0.z/24   (from meshcoord)
+#        fdxx:...:/48             fdxx:...:/48             fdxx:...:/48    (from each key)
 #   veth 192.0.2.1 ----+     veth 192.0.2.2 ----+     veth 192.0.2.3 ----+
-#                      +------------------------+------- br0 (ns lan) ---+
+#                      +------------------------+------- br0 (ns lan) ---+--- meshcoord 192.0.2.254:7080
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -23,7 +26,7 @@ if [[ -f build/build.ninja ]]; then
 else
   meson setup build >/dev/null
 fi
-ninja -C build tools/meshfwd tools/meshctl
+ninja -C build tools/meshfwd tools/meshctl tools/meshcoord
 build=$root/build
 meshctl=$build/tools/meshctl
 
@@ -54,49 +57,45 @@ for i in 0 1 2; do
 done
 
 echo
-echo "== 2. keys, configs (a full mesh) and three meshfwd processes"
-declare -A pub
-for name in "${names[@]}"; do
-  meshfwd_key "$name"
-  pub[$name]=$pubkey
-done
+ip -n "$lan" addr add 192.0.2.254/24 dev br0
+coord=http://192.0.2.254:7080
+export MESHCOORD_ADMIN_TOKEN="demo-admin-token-$$-$RANDOM$RANDOM"
+
+echo
+echo "== 2. meshcoord on the switch (SQLite), and a network"
+netns_spawn "$lan" meshcoord "$build/tools/meshcoord" --listen 192.0.2.254:7080 --db "sqlite:$tmp/meshcoord.db"
+coord_up() { ip netns exec "$lan" "$meshctl" networks list --coord "$coord" >/dev/null 2>&1; }
+wait_until 10 coord_up || fail "meshcoord did not start: $(cat "$tmp/meshcoord.log")"
+ip netns exec "$lan" "$meshctl" networks create demo --id demo --cidr 10.100.0.0/24 --coord "$coord" | sed 's/^/   /'
+
+echo
+echo "== 3. each node joins with its own invite code, then starts"
 for i in 0 1 2; do
   name=${names[i]}
-  {
-    cat <<EOF
-node:
-  name: $name
-  private_key_file: $name.key
-  listen_port: 51820
-  address: [10.100.0.$((i + 1))/24, fd00:100::$((i + 1))/64]
-mesh:
-  device: {type: tun, name: mf${name}0, mtu: 1420}
-dataplane: {poll: adaptive, batch: 64, crypto: auto}
-api: {listen: $api}
-peers:
-EOF
-    for j in 0 1 2; do
-      ((j != i)) || continue
-      cat <<EOF
-  - public_key: "${pub[${names[j]}]}"
-    endpoint: 192.0.2.$((j + 1)):51820
-    allowed_ips: [10.100.0.$((j + 1))/32, fd00:100::$((j + 1))/128]
-    persistent_keepalive: 25s
-    meshfwd: true
-EOF
-    done
-  } >"$tmp/$name.yaml"
+  code=$(ip netns exec "$lan" "$meshctl" invite demo --hours 1 --coord "$coord" 2>/dev/null)
+  echo "   invite for $name: ${code:0:40}..."
+  "$meshctl" join "$code" -o "$tmp/$name.yaml" --name "$name" --device "mf${name}0" --api-listen "$api" | sed 's/^/   /'
 done
 for i in 0 1 2; do
   # One core each, spread over the machine's CPUs.
   netns_meshfwd "${namespaces[i]}" "${names[i]}" "$tmp/${names[i]}.yaml" "$((i % ncpu))" "$api"
   echo "   meshfwd ${names[i]} running (pid $spawned_pid, config $tmp/${names[i]}.yaml)"
 done
-echo "   config of node a:"
-sed 's/^/     | /' "$tmp/a.yaml"
+echo "   config of node a (written by meshctl join; the invite is used once):"
+sed 's/^/     | /' "$tmp/a.yaml" | cut -c1-110
+coord_field() { status_json "$1" | "$py" -c "import json, sys; d = json.load(sys.stdin)['coordination']; print($2)"; }
+settled() { [[ $(coord_field "$1" "d['registered'] and d['peers_online']") == 2 ]]; }
+declare -A v4 v6
+for i in 0 1 2; do
+  ns=${namespaces[i]}
+  wait_until 20 settled "$ns" || fail "node ${names[i]} did not register and learn its 2 peers: $(coord_field "$ns" d)"
+  v4[${names[i]}]=$(coord_field "$ns" "d['addresses'][0].split('/')[0]")
+  v6[${names[i]}]=$(coord_field "$ns" "d['addresses'][1].split('/')[0]")
+  echo "   node ${names[i]}: registered, ${v4[${names[i]}]} and ${v6[${names[i]}]}, 2 peers from meshcoord"
+done
 
 echo
-echo "== 3. ping across the mesh (the first packet of each pair waits for a handshake)"
+echo "== 4. ping across the mesh (the first packet of each pair waits for a handshake)"
 mesh_ping() {
   local from=$1 ns=$2 to=$3 out
   for _ in 1 2 3 4 5; do
@@ -107,51 +106,55 @@ mesh_ping() {
   done
   fail "$from -> $to: no reply (see the log: $tmp/meshfwd-$from.log)"
 }
-mesh_ping a "$ns1" 10.100.0.2
-mesh_ping a "$ns1" 10.100.0.3
-mesh_ping b "$ns2" 10.100.0.3
-mesh_ping c "$ns3" fd00:100::1
+mesh_ping a "$ns1" "${v4[b]}"
+mesh_ping a "$ns1" "${v4[c]}"
+mesh_ping b "$ns2" "${v4[c]}"
+mesh_ping c "$ns3" "${v6[a]}"
 
 echo
 if command -v iperf3 >/dev/null; then
-  echo "== 4. iperf3 for 3 s, a -> c through the tunnel"
-  netns_spawn "$ns3" iperf3-server iperf3 -s -1 -B 10.100.0.3
+  echo "== 5. iperf3 for 3 s, a -> c through the tunnel"
+  netns_spawn "$ns3" iperf3-server iperf3 -s -1 -B "${v4[c]}"
   iperf_listening() { [[ -n $(ip netns exec "$ns3" ss -Hltn 'sport = :5201') ]]; }
   wait_until 5 iperf_listening || fail "iperf3 server did not start: $(cat "$tmp/iperf3-server.log")"
-  ip netns exec "$ns1" timeout 20 iperf3 -c 10.100.0.3 -t 3 --connect-timeout 3000 |
+  ip netns exec "$ns1" timeout 20 iperf3 -c "${v4[c]}" -t 3 --connect-timeout 3000 |
     grep -E 'sender|receiver' | sed 's/^/   /'
 else
-  echo "== 4. 100 MiB over TCP, a -> c through the tunnel (python; install iperf3 for a rate test)"
+  echo "== 5. 100 MiB over TCP, a -> c through the tunnel (python; install iperf3 for a rate test)"
   netns_spawn "$ns3" xfer-server timeout 20 python3 -c '
-import socket
-s = socket.socket(); s.bind(("10.100.0.3", 5001)); s.listen(1); s.settimeout(15)
+import socket, sys
+s = socket.socket(); s.bind((sys.argv[1], 5001)); s.listen(1); s.settimeout(15)
 c, _ = s.accept(); n = 0
 while (b := c.recv(1 << 20)):
     n += len(b)
-print("   c received %d bytes" % n)'
+print("   c received %d bytes" % n)' "${v4[c]}"
   srv=$spawned_pid
   ip netns exec "$ns1" timeout 20 python3 -c '
-import socket, time
+import socket, sys, time
 for _ in range(50):
     try:
-        c = socket.create_connection(("10.100.0.3", 5001), timeout=5); break
+        c = socket.create_connection((sys.argv[1], 5001), timeout=5); break
     except OSError:
         time.sleep(0.1)
 t0 = time.monotonic(); buf = bytes(1 << 20)
 for _ in range(100):
     c.sendall(buf)
 c.shutdown(socket.SHUT_WR); c.recv(1)
-print("   a sent 100 MiB in %.2f s" % (time.monotonic() - t0))'
+print("   a sent 100 MiB in %.2f s" % (time.monotonic() - t0))' "${v4[c]}"
   wait "$srv" || fail "the receiver in c failed: $(cat "$tmp/xfer-server.log")"
   cat "$tmp/xfer-server.log"
 fi
 
 echo
-echo "== 5. meshctl peers (node a; like wg show)"
+echo "== 6. meshctl peers (node a; like wg show)"
 ip netns exec "$ns1" "$meshctl" peers --api "$api" | sed 's/^/   /'
 echo
-echo "== 6. meshctl status (node a)"
+echo "== 7. meshctl status (node a)"
 ip netns exec "$ns1" "$meshctl" status --api "$api" | sed 's/^/   /'
+
+echo
+echo "== 8. what meshcoord knows (meshctl coord-peers demo)"
+ip netns exec "$lan" "$meshctl" coord-peers demo --coord "$coord" | sed 's/^/   /'
 
 echo
 echo "== How to look at a running node (inside its namespace: ip netns exec NS ...):"

@@ -14,7 +14,7 @@ packages=(
   # HTTP/WebSocket (Boost.Beast/Asio, OpenSSL), JWT
   libsqlite3-dev libpqxx-dev postgresql libboost-dev libssl-dev libjwt-dev
   # test peers and tools
-  wireguard-tools wireguard-go iproute2 iputils-ping nftables iperf3 procps
+  wireguard-tools wireguard-go iproute2 iputils-ping nftables iperf3 procps curl
   # bench/throughput chart
   gnuplot-nox
 )

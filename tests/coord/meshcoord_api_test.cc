@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -337,6 +338,52 @@ TEST(MeshcoordApi, StunBindingResponderAnswersWithTheSourceAddress) {
     ASSERT_TRUE(mapped);
     EXPECT_EQ(mapped->address().to_string(), "127.0.0.1");
     EXPECT_EQ(mapped->port(), ntohs(local.sin_port));
+}
+
+TEST(MeshcoordApi, SilentNodesGoOfflineAndComeBack) {
+    char dir[] = "/tmp/meshcoord-offline-XXXXXX";
+    ASSERT_TRUE(::mkdtemp(dir));
+    const std::string config = std::string(dir) + "/meshcoord.yaml";
+    {
+        std::ofstream out(config);
+        out << "offline_after: 2s\nsweep_interval: 1s\n";
+    }
+    auto server = start_or_fail("", {"-c", config});
+    ASSERT_TRUE(server);
+    create_network(*server, "quiet", {{"require_admission", false}});
+    test_node a, b;
+    ASSERT_EQ(register_with(a, *server, "quiet").status, 201u);
+    ASSERT_EQ(register_with(b, *server, "quiet").status, 201u);
+    auto stream = event_stream::open(*server, "quiet", &a, 0);
+    ASSERT_TRUE(stream) << stream.error_message();
+    ASSERT_TRUE((*stream)->next(3000));
+    // a keeps heartbeating, b says nothing: b goes offline after 2 s (sweeps every second).
+    bool offline = false;
+    for (int i = 0; i < 10 && !offline; ++i) {
+        EXPECT_EQ(a.send(*server, "POST", "/api/v1/mesh/networks/quiet/heartbeat", "{}").status, 200u);
+        auto next = (*stream)->next(1000);
+        if (!next) continue;
+        const json m = json::parse(*next);
+        offline = m.value("kind", "") == "offline" && m.value("public_key", "") == b.public_key_base64();
+        if (m.value("public_key", "") == a.public_key_base64()) {
+            ADD_FAILURE() << "a went offline while heartbeating";
+        }
+    }
+    ASSERT_TRUE(offline) << "b was not reported offline within 10 s";
+    for (const auto& peer : peers_seen_by(a, *server, "quiet")) {
+        if (peer.value("public_key", "") == b.public_key_base64()) {
+            EXPECT_FALSE(peer.value("online", true));
+        }
+    }
+    // b heartbeats again: online.
+    ASSERT_EQ(b.send(*server, "POST", "/api/v1/mesh/networks/quiet/heartbeat", "{}").status, 200u);
+    auto back = (*stream)->next(2000);
+    ASSERT_TRUE(back) << back.error_message();
+    const json m = json::parse(*back);
+    EXPECT_EQ(m.value("kind", ""), "online") << *back;
+    EXPECT_EQ(m.value("public_key", ""), b.public_key_base64());
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
 }
 
 // Backend-dependent behaviour, on SQLite and on a real PostgreSQL.

@@ -181,6 +181,9 @@ struct event_stream::impl {
     asio::io_context io;
     websocket::stream<beast::tcp_stream> ws{io};
     beast::flat_buffer buffer;
+    bool reading = false;
+    bool done = false;
+    beast::error_code result;
 };
 
 result<std::unique_ptr<event_stream>> event_stream::open(const meshcoord_process& server, const std::string& network,
@@ -216,21 +219,21 @@ event_stream::~event_stream() = default;
 
 result<std::string> event_stream::next(int timeout_ms) {
     auto& s = *_impl;
-    beast::error_code result_ec;
-    bool done = false;
-    s.ws.async_read(s.buffer, [&](beast::error_code ec, std::size_t) {
-        result_ec = ec;
-        done = true;
-    });
+    // A read that outlives a timeout stays outstanding for the next call (cancelling a
+    // WebSocket read would close the stream).
+    if (!s.reading) {
+        s.reading = true;
+        s.done = false;
+        s.ws.async_read(s.buffer, [&s](beast::error_code ec, std::size_t) {
+            s.result = ec;
+            s.done = true;
+        });
+    }
     s.io.restart();
     s.io.run_for(std::chrono::milliseconds(timeout_ms));
-    if (!done) {
-        beast::get_lowest_layer(s.ws).cancel();
-        s.io.restart();
-        s.io.run();
-        return error{"no message within " + std::to_string(timeout_ms) + " ms"};
-    }
-    if (result_ec) return error{"closed: " + result_ec.message()};
+    if (!s.done) return error{"no message within " + std::to_string(timeout_ms) + " ms"};
+    s.reading = false;
+    if (s.result) return error{"closed: " + s.result.message()};
     std::string text = beast::buffers_to_string(s.buffer.data());
     s.buffer.consume(s.buffer.size());
     return text;

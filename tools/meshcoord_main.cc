@@ -17,6 +17,8 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -99,6 +101,14 @@ int main(int argc, char** argv) {
         return exit_usage;
     }
     if (!crypto::crypto_init()) return fail("libsodium failed to initialise");
+    {
+        // One descriptor per subscribed node: take the hard limit, not the 1,024 default.
+        rlimit files{};
+        if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+            files.rlim_cur = files.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &files);
+        }
+    }
 
     coord::server_config config;
     if (!config_file.empty()) {

@@ -453,7 +453,7 @@ TEST_P(MeshcoordBackends, ConcurrentRegistrationsGetDistinctAddresses) {
     auto server = start_or_fail(_db);
     ASSERT_TRUE(server);
     create_network(*server, "many", {{"require_admission", false}});
-    constexpr int threads = 8, per_thread = 25;
+    constexpr int threads = 8, per_thread = 125; // 1,000 registrations at once
     std::vector<std::vector<std::string>> addresses(threads);
     std::vector<std::thread> pool;
     std::atomic<int> failures{0};

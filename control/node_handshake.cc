@@ -11,6 +11,16 @@
 
 namespace meshfwd::control {
 
+namespace {
+// Wall-clock time of the latest handshake, seconds and nanoseconds, as `wg show` reports it.
+void note_handshake_time(peer_state& ps) {
+    const auto since_epoch = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::system_clock::now().time_since_epoch()).count();
+    ps.latest_handshake_unix = since_epoch / 1'000'000'000;
+    ps.latest_handshake_unix_nsec = since_epoch % 1'000'000'000;
+}
+}  // namespace
+
 void node::state::send_initiation(peer_state& ps, mono_time now, bool retry) {
     const dataplane::peer_endpoint* ep = ps.endpoint_owner.get();
     if (ep == nullptr) {
@@ -254,8 +264,7 @@ void node::state::handle_handshake(const dataplane::mailbox_message& m, mono_tim
         ps.rt->rekey_wanted.store(false, std::memory_order_relaxed);
         ++ps.handshakes;
         ++hs_counters.sessions_established;
-        ps.latest_handshake_unix = std::chrono::duration_cast<std::chrono::seconds>(
-                                       std::chrono::system_clock::now().time_since_epoch()).count();
+        note_handshake_time(ps);
         spdlog::info("peer {}: session established (we initiated) with {}", crypto::key_to_base64(ps.cfg.public_key),
                      source_ep.to_string());
         session_ready(ps, now);
@@ -275,8 +284,7 @@ void node::state::handle_confirmed(peer_state& ps, session* s, mono_time now) {
     ps.rt->rekey_wanted.store(false, std::memory_order_relaxed);
     ++ps.handshakes;
     ++hs_counters.sessions_established;
-    ps.latest_handshake_unix =
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    note_handshake_time(ps);
     spdlog::info("peer {}: session established (peer initiated)", crypto::key_to_base64(ps.cfg.public_key));
     session_ready(ps, now);
 }

@@ -86,6 +86,7 @@ struct peer_state {
     std::deque<std::vector<uint8_t>> staged;
     uint64_t handshakes = 0;
     int64_t latest_handshake_unix = 0;
+    int64_t latest_handshake_unix_nsec = 0;  // the sub-second part, for the UAPI's last_handshake_time_nsec
     int64_t new_handshake_trigger_ns = 0;  // last_tx_data that already triggered one
     std::unique_ptr<dataplane::peer_endpoint> endpoint_owner;  // what rt->endpoint points to
     // The peer's lane ports, as it announced them in the current session: cleared at every new

@@ -52,6 +52,7 @@ std::string node::state::uapi_get() {
             v.endpoint_address = ps->endpoint_owner->address.to_endpoint();
         }
         v.last_handshake_sec = ps->latest_handshake_unix;
+        v.last_handshake_nsec = ps->latest_handshake_unix_nsec;
         for (unsigned b = 0; b < ps->rt->counter_block_count; ++b) {
             v.rx_bytes += ps->rt->counters[b].rx_bytes.get();
             v.tx_bytes += ps->rt->counters[b].tx_bytes.get();

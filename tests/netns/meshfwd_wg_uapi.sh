@@ -68,6 +68,16 @@ n2 ip link set "$ifb" up
 log "ping v4 and v6 inside, IPv4 underlay"
 tunnel_ping "$ns1" 10.16.1.2
 tunnel_ping "$ns2" fd16:1::1
+nsec=$(printf 'get=1\n\n' | n1 "$py" -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read())
+data = b""
+while not data.endswith(b"\n\n"):
+    chunk = s.recv(65536)
+    if not chunk: break
+    data += chunk
+print([l.split("=")[1] for l in data.decode().splitlines() if l.startswith("last_handshake_time_nsec=")][0])' "/var/run/wireguard/$ifa.sock")
+[[ $nsec =~ ^[0-9]+$ && $nsec -gt 0 && $nsec -lt 1000000000 ]] || fail "last_handshake_time_nsec after a handshake: '$nsec'"
 
 log "IPv6 underlay"
 n1 wg set "$ifa" peer "$pub_b" endpoint "[::1]:20000"

@@ -6,7 +6,7 @@
 #   ns0 ($ns0): meshfwd-wg a (port 10000) and b (port 20000), underlay 127.0.0.1 / ::1
 #   ns1 ($ns1): u16a<pid> 10.16.1.1/24 fd16:1::1/64    ns2 ($ns2): u16b<pid> 10.16.1.2/24 fd16:1::2/64
 #
-# Checks: pings IPv4 and IPv6 inside over an IPv4 and an IPv6 underlay; roaming when a's listen
+# Checks: pings and iperf3 (TCP) IPv4 and IPv6 inside over an IPv4 and an IPv6 underlay; roaming when a's listen
 # port changes and when its underlay address changes (b's `wg show endpoints`); the crypto-RP
 # (a more specific allowed IP on another peer takes the traffic, and gives it back); `wg setconf`
 # with 130,000 allowed IPs read back whole, without disturbing the unchanged peer's session; `wg
@@ -18,7 +18,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 netns_require_root
-netns_require_programs wg python3 ping
+netns_require_programs wg python3 ping iperf3 ss
 meshfwd_build "$1"
 netns_python
 meshfwd_wg=$build/tools/meshfwd-wg
@@ -79,11 +79,29 @@ while not data.endswith(b"\n\n"):
 print([l.split("=")[1] for l in data.decode().splitlines() if l.startswith("last_handshake_time_nsec=")][0])' "/var/run/wireguard/$ifa.sock")
 [[ $nsec =~ ^[0-9]+$ && $nsec -gt 0 && $nsec -lt 1000000000 ]] || fail "last_handshake_time_nsec after a handshake: '$nsec'"
 
+# iperf3 TCP a -> b for 2 s to `dst` (b's inside address); fails unless bytes arrive.
+iperf_listening() { [[ -n $(n2 ss -Hltn 'sport = :5201') ]]; }
+iperf_inside() {
+    local dst=$1 name=$2 out mbit
+    netns_spawn "$ns2" "iperf3-$name" iperf3 -s -1 -B "$dst"
+    wait_until 5 iperf_listening || fail "iperf3 server on $dst did not listen: $(cat "$tmp/iperf3-$name.log")"
+    out=$(n1 timeout 30 iperf3 -c "$dst" -t 2 --connect-timeout 3000 -J 2>"$tmp/iperf3-$name.err") ||
+        fail "iperf3 to $dst ($name) failed: $(tail -5 <<<"$out") $(tail -3 "$tmp/iperf3-$name.err")"
+    mbit=$(jget "$out" "int(d['end']['sum_received']['bits_per_second'] / 1e6)")
+    echo "    iperf3 $name to $dst: $mbit Mbit/s"
+    (( mbit > 0 )) || fail "iperf3 $name to $dst: nothing received"
+    wait_until 5 not_running "$spawned_pid" || true
+}
+iperf_inside 10.16.1.2 v4-in-v4
+iperf_inside fd16:1::2 v6-in-v4
+
 log "IPv6 underlay"
 n1 wg set "$ifa" peer "$pub_b" endpoint "[::1]:20000"
 n2 wg set "$ifb" peer "$pub_a" endpoint "[::1]:10000"
 tunnel_ping "$ns1" fd16:1::2
 tunnel_ping "$ns2" 10.16.1.1
+iperf_inside 10.16.1.2 v4-in-v6
+iperf_inside fd16:1::2 v6-in-v6
 [[ $(n2 wg show "$ifb" endpoints) == "$pub_a	[::1]:10000" ]] || fail "b's endpoint for a: $(n2 wg show "$ifb" endpoints)"
 
 log "roaming: a's listen port changes to 10001; b learns it"

@@ -5,6 +5,7 @@
 #include "control/node_state.h"
 
 #include "control/coord_cache.h"
+#include "dataplane/netlink.h"
 
 #include <spdlog/spdlog.h>
 
@@ -180,6 +181,32 @@ void node::state::coord_apply_registration(const coord::register_response& reg) 
     if (added && !workers.empty()) {
         sync_device_routes();  // some routes may now be on-link
     }
+    if (reg.mtu) {
+        coord_apply_mtu(*reg.mtu);
+    }
+}
+
+// The network's MTU from the node's JWT (network_config.mtu) sets the device's link MTU; the
+// next watch_device() tick sees the change and resizes the workers, as for `ip link set mtu`.
+// It wins over mesh.device.mtu (the admin's token describes the network's path); a value the
+// device cannot take (below 1280, which IPv6 needs, or above what WireGuard can carry) is
+// refused with an error and the configured MTU stays.
+void node::state::coord_apply_mtu(uint32_t mtu) {
+    constexpr uint32_t min_mtu = 1280;
+    const auto max_mtu = static_cast<uint32_t>(crypto::limits::max_mtu);
+    if (mtu < min_mtu || mtu > max_mtu) {
+        spdlog::error("meshcoord: the token's MTU {} is outside {}..{}; {} keeps MTU {}", mtu, min_mtu, max_mtu,
+                      tun->name(), cfg.mesh.device.mtu);
+        return;
+    }
+    if (mtu == device_mtu_seen) {
+        return;
+    }
+    if (auto r = dataplane::netlink::set_link_mtu(tun->ifindex(), mtu); !r) {
+        spdlog::error("meshcoord: MTU {} on {}: {}", mtu, tun->name(), r.error_message());
+        return;
+    }
+    spdlog::info("meshcoord: MTU {} on {} (from the node's token)", mtu, tun->name());
 }
 
 std::vector<control::peer_config> node::state::desired_peers(const std::vector<control::peer_config>& static_peers) {

@@ -184,6 +184,7 @@ struct node::state {
     result<void> coord_start();
     void coord_poll();
     void coord_apply_registration(const coord::register_response& reg);
+    void coord_apply_mtu(uint32_t mtu);
     // The static peers plus meshcoord's, as apply_peers wants them.
     std::vector<control::peer_config> desired_peers(const std::vector<control::peer_config>& static_peers);
     void coord_save_cache();

@@ -1,5 +1,7 @@
 #!/bin/bash
-# Three meshfwd nodes join one network by invite code and reach each other; meshcoord killed
+# Three meshfwd nodes join one network, node1 and node2 by invite code, node3 with an HS256 node
+# token (JWT) whose network_config.mtu (1300) becomes its device's MTU; they reach each other;
+# meshcoord killed
 # with SIGKILL does not stop their traffic, and a node restarted while it is down comes back
 # with its cached addresses and peers.
 #
@@ -53,8 +55,9 @@ start_coord() {
 }
 log "meshcoord and a network"
 start_coord 1
+head -c 32 /dev/urandom | base64 >"$tmp/jwt.secret"
 net_json=$(ip netns exec "$ns1" "$meshctl" networks create joinnet --id joinnet --cidr 10.100.0.0/16 \
-    --coord "$coord_url" --json) || fail "networks create: $net_json"
+    --jwt-hs256-secret-file "$tmp/jwt.secret" --coord "$coord_url" --json) || fail "networks create: $net_json"
 net_id=$(jget "$net_json" "d['id']")
 
 log "three nodes join by invite code"
@@ -66,6 +69,20 @@ for n in 1 2 3; do
     [[ $(stat -c %a "$tmp/node$n/node$n.key") == 600 ]] || fail "node$n key mode"
     [[ $(stat -c %a "$tmp/node$n/mesh.yaml") =~ ^6[04]0$ ]] || fail "node$n mesh.yaml mode"
 done
+# node3 admitted by a node token instead (its invite stays unused): HS256 over the secret above.
+token=$("$py" - "$tmp/jwt.secret" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+secret = open(sys.argv[1]).read().strip().encode()
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+body = b64(json.dumps({"exp": int(time.time()) + 3600, "network": "joinnet",
+                       "network_config": {"mtu": 1300}}).encode())
+sig = b64(hmac.new(secret, (head + "." + body).encode(), hashlib.sha256).digest())
+print(head + "." + body + "." + sig)
+PY
+)
+sed -i "s|^    invite: .*|    token: \"$token\"|" "$tmp/node3/mesh.yaml"
+grep -q "^    token: " "$tmp/node3/mesh.yaml" || fail "node3's mesh.yaml has no token line: $(cat "$tmp/node3/mesh.yaml")"
 nsof() { case $1 in 1) echo "$ns1" ;; 2) echo "$ns2" ;; 3) echo "$ns3" ;; esac; }
 declare -A pid
 for n in 1 2 3; do
@@ -83,6 +100,11 @@ v6() { coord_field "$1" "['addresses'][1].split('/')[0]"; }
 for n in 1 2 3; do
     echo "    node$n: $(v4 "$n"), $(v6 "$n")"
 done
+mtu_of() { ip -n "$(nsof "$1")" -j link show mesh0 | "$py" -c 'import json, sys; print(json.load(sys.stdin)[0]["mtu"])'; }
+token_mtu() { [[ $(mtu_of 3) == 1300 ]]; }
+wait_until 5 token_mtu || fail "node3's mesh0 MTU $(mtu_of 3), want the token's 1300"
+[[ $(mtu_of 1) != 1300 ]] || fail "node1 (invite, no token) got MTU 1300 too"
+echo "    node3's MTU from its token: $(mtu_of 3); node1: $(mtu_of 1)"
 
 log "each reaches the others by IPv4 and key-derived IPv6"
 for a in 1 2 3; do

@@ -27,6 +27,7 @@
 //   { "peers": [{"public_key", "endpoint" ("ip:port" or null), "allowed_ips": ["cidr"],
 //                "latest_handshake_unix" (0 = never), "rx_bytes", "tx_bytes", "rx_packets",
 //                "tx_packets", "persistent_keepalive_seconds" (0 = off), "meshfwd" (bool), "lanes",
+//                "source" ("config": mesh.yaml or `wg set`; "meshcoord": learned from discovery),
 //                "session" ("established" | "handshaking" | "expired" | "none"), "handshakes",
 //                "workers": [{"id", "rx_packets", "tx_packets", "rx_bytes", "tx_bytes"}]}] }
 // rx = received from the underlay and decrypted, tx = encrypted and sent; bytes are WireGuard

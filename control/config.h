@@ -149,6 +149,8 @@ struct peer_config {
     // The peer runs meshfwd too: mesh frames (lane announcements, later routing) may be sent to it.
     // Off for a plain WireGuard peer, which would count them as errors.
     bool meshfwd = false;
+    // Learned from meshcoord (the discovery session), not written in mesh.yaml or set with `wg`.
+    bool coordinated = false;
 };
 
 enum class poll_mode { adaptive, busy };

@@ -69,6 +69,7 @@ coord_peer_configs to_peer_configs(const coord_peer_set& set, const crypto::publ
         }
         peer_config pc;
         pc.public_key = *key;
+        pc.coordinated = true;
         if (check_identifier(view.hostname, 64).ok()) {
             pc.name = view.hostname;
         }
@@ -133,6 +134,7 @@ std::vector<peer_config> merge_peers(const std::vector<peer_config>& static_peer
         copy.endpoint_address = c.endpoint_address;
         copy.persistent_keepalive = c.persistent_keepalive;
         copy.meshfwd = c.meshfwd;
+        copy.coordinated = true;
         for (const auto& prefix : c.allowed_ips) {
             const auto owner = std::find_if(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n_static),
                                             [&](const peer_config& s) {

@@ -206,6 +206,7 @@ result<void> node::state::add_peer(const control::peer_config& pc) {
         ps->cfg.preshared_key = pc.preshared_key->clone();
     }
     ps->cfg.meshfwd = pc.meshfwd;
+    ps->cfg.coordinated = pc.coordinated;
     if (!ps->noise.init(identity, pc.public_key, pc.preshared_key ? &*pc.preshared_key : nullptr)) {
         return make_error("peer " + crypto::key_to_base64(pc.public_key) +
                           ": its public key is a low-order point; no handshake can succeed");

@@ -141,6 +141,7 @@ nlohmann::json node::state::peers_json() {
                         {"persistent_keepalive_seconds",
                          ps->cfg.persistent_keepalive ? ps->cfg.persistent_keepalive->count() : 0},
                         {"meshfwd", ps->cfg.meshfwd},
+                        {"source", ps->cfg.coordinated ? "meshcoord" : "config"},
                         {"lanes", ps->lanes.size()},
                         {"session", session_state},
                         {"handshakes", ps->handshakes},

@@ -124,6 +124,10 @@ void node::state::apply_peers(const std::vector<control::peer_config>& desired, 
             }
             diff = true;
         }
+        if (p.coordinated != ps.cfg.coordinated) {
+            ps.cfg.coordinated = p.coordinated;  // moved between mesh.yaml and meshcoord
+            diff = true;
+        }
         const bool psk_changed = p.preshared_key.has_value() != ps.cfg.preshared_key.has_value() ||
                                  (p.preshared_key && !(*p.preshared_key == *ps.cfg.preshared_key));
         if (psk_changed) {

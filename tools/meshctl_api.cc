@@ -459,6 +459,10 @@ result<std::string> format_peers(const json& peers, int64_t now_unix) {
         if (keepalive != 0) {
             out += "  persistent keepalive: every " + format_duration_words(keepalive) + "\n";
         }
+        // Optional (older nodes do not send it): where the node learned of this peer.
+        if (const auto it = peer.find("source"); it != peer.end() && it->is_string() && *it == "meshcoord") {
+            out += "  from: meshcoord\n";
+        }
         out += "  session: " + f.str(peer, p, "session");
         if (f.boolean(peer, p, "meshfwd")) {
             out += ", lanes: " + std::to_string(f.count(peer, p, "lanes"));

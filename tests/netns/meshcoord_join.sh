@@ -106,6 +106,11 @@ wait_until 5 token_mtu || fail "node3's mesh0 MTU $(mtu_of 3), want the token's 
 [[ $(mtu_of 1) != 1300 ]] || fail "node1 (invite, no token) got MTU 1300 too"
 echo "    node3's MTU from its token: $(mtu_of 3); node1: $(mtu_of 1)"
 
+sources=$(jget "$(peers_json "$ns1")" "' '.join(sorted(p['source'] for p in d['peers']))")
+[[ $sources == "meshcoord meshcoord" ]] || fail "node1's peers' sources: '$sources', want both from meshcoord"
+from_lines=$(ip netns exec "$ns1" "$meshctl" peers --api "$api" | grep -c "^  from: meshcoord$" || true)
+[[ $from_lines == 2 ]] || fail "meshctl peers marks $from_lines peers as from meshcoord, want 2"
+
 log "each reaches the others by IPv4 and key-derived IPv6"
 for a in 1 2 3; do
     for b in 1 2 3; do

@@ -127,6 +127,7 @@ TEST_F(coord_peers_test, views_become_peer_configs) {
     EXPECT_EQ(pa.allowed_ips[0].to_string(), "10.100.0.2/32");
     EXPECT_EQ(pa.allowed_ips[1].to_string(), "fd12:3456:789a::1/128");
     EXPECT_FALSE(pa.meshfwd);
+    EXPECT_TRUE(pa.coordinated);
     const auto& ph = *std::find_if(r.peers.begin(), r.peers.end(),
                                    [&](const peer_config& p) { return crypto::key_to_base64(p.public_key) != a; });
     EXPECT_EQ(ph.name, "");
@@ -165,6 +166,9 @@ TEST_F(coord_peers_test, static_peers_win_on_key_and_prefix_clashes) {
     EXPECT_EQ(all[0].public_key, statics[0].public_key);
     EXPECT_EQ(all[0].allowed_ips, statics[0].allowed_ips);  // not the coordinated 10.100.9.9/32
     EXPECT_TRUE(all[0].meshfwd);
+    EXPECT_FALSE(all[0].coordinated);  // the static entry, though meshcoord knows the key too
+    EXPECT_TRUE(all[1].coordinated);
+    EXPECT_TRUE(all[2].coordinated);
     EXPECT_EQ(all[1].allowed_ips, std::vector<ip_prefix>{*ip_prefix::parse("10.100.1.2/32")});
     EXPECT_EQ(all[2].allowed_ips, coordinated[2].allowed_ips);
     ASSERT_EQ(notes.size(), 2u);

@@ -20,87 +20,23 @@ constexpr int cache_format = 1;
 // Far above any real network's list (10,000 peers of ~400 bytes); stops a wrong path early.
 constexpr off_t max_cache_size = 64 << 20;
 
-json view_json(const coord::peer_view& p) {
-    return {{"id", p.id},
-            {"public_key", p.public_key},
-            {"virtual_ip", p.virtual_ip},
-            {"ipv6", p.ipv6},
-            {"endpoints", p.endpoints},
-            {"endpoint", p.endpoint},
-            {"hostname", p.hostname},
-            {"os", p.os},
-            {"allowed_ips", p.allowed_ips},
-            {"exit_node", p.exit_node},
-            {"online", p.online},
-            {"approved", p.approved},
-            {"last_heartbeat", p.last_heartbeat}};
-}
-
-coord::peer_view parse_view(const json& j) {
-    coord::peer_view p;
-    p.id = j.at("id").get<std::string>();
-    p.public_key = j.at("public_key").get<std::string>();
-    p.virtual_ip = j.at("virtual_ip").get<std::string>();
-    p.ipv6 = j.at("ipv6").get<std::string>();
-    p.endpoints = j.at("endpoints").get<std::vector<std::string>>();
-    p.endpoint = j.at("endpoint").get<std::string>();
-    p.hostname = j.at("hostname").get<std::string>();
-    p.os = j.at("os").get<std::string>();
-    p.allowed_ips = j.at("allowed_ips").get<std::vector<std::string>>();
-    p.exit_node = j.at("exit_node").get<bool>();
-    p.online = j.at("online").get<bool>();
-    p.approved = j.at("approved").get<bool>();
-    p.last_heartbeat = j.at("last_heartbeat").get<std::string>();
-    return p;
-}
-
-json registration_json(const coord::register_response& r) {
-    json j = {{"peer_id", r.peer_id},
-              {"assigned_ip", r.assigned_ip},
-              {"ipv6", r.ipv6},
-              {"network_cidr", r.network_cidr},
-              {"ula_prefix", r.ula_prefix},
-              {"server_public_key", r.server_public_key},
-              {"approved", r.approved},
-              {"heartbeat_interval_s", r.heartbeat_interval_s},
-              {"version", r.version}};
-    if (r.mtu) {
-        j["mtu"] = *r.mtu;
-    }
-    return j;
-}
-
-coord::register_response parse_registration(const json& j) {
-    coord::register_response r;
-    r.peer_id = j.at("peer_id").get<std::string>();
-    r.assigned_ip = j.at("assigned_ip").get<std::string>();
-    r.ipv6 = j.at("ipv6").get<std::string>();
-    r.network_cidr = j.at("network_cidr").get<std::string>();
-    r.ula_prefix = j.at("ula_prefix").get<std::string>();
-    r.server_public_key = j.at("server_public_key").get<std::string>();
-    r.approved = j.at("approved").get<bool>();
-    r.heartbeat_interval_s = j.at("heartbeat_interval_s").get<uint32_t>();
-    r.version = j.at("version").get<int64_t>();
-    if (j.contains("mtu")) {
-        r.mtu = j.at("mtu").get<uint32_t>();
-    }
-    return r;
-}
-
 } // namespace
 
 std::string coord_cache_json(const coord_cache& cache) {
-    json peers = json::array();
+    // The peers and the registration in the wire protocol's own JSON (coord/protocol.h), so the
+    // cache is read back by the same strict parsers as meshcoord's answers.
+    std::vector<coord::peer_view> views;
+    views.reserve(cache.peers.peers.size());
     for (const auto& [key, view] : cache.peers.peers) {
-        peers.push_back(view_json(view));
+        views.push_back(view);
     }
     json j = {{"format", cache_format},
               {"network_id", cache.network_id},
               {"public_key", cache.public_key},
               {"server", cache.server},
               {"version", cache.peers.version},
-              {"peers", peers}};
-    j["registration"] = cache.registration ? registration_json(*cache.registration) : json(nullptr);
+              {"peers", json::parse(coord::peer_list_json(views)).at("peers")}};
+    j["registration"] = cache.registration ? json::parse(coord::to_json(*cache.registration)) : json(nullptr);
     return j.dump(1) + "\n";
 }
 
@@ -118,12 +54,20 @@ result<coord_cache> parse_coord_cache(std::string_view text) {
         c.public_key = j.at("public_key").get<std::string>();
         c.server = j.at("server").get<std::string>();
         c.peers.version = j.at("version").get<int64_t>();
-        for (const auto& p : j.at("peers")) {
-            auto view = parse_view(p);
-            c.peers.peers[view.public_key] = std::move(view);
+        auto views = coord::parse_peer_list(json{{"peers", j.at("peers")}}.dump());
+        if (!views) {
+            return make_error("peers: " + views.error_message());
+        }
+        for (auto& view : *views) {
+            const std::string key = view.public_key;
+            c.peers.peers[key] = std::move(view);
         }
         if (!j.at("registration").is_null()) {
-            c.registration = parse_registration(j.at("registration"));
+            auto reg = coord::parse_register_response(j.at("registration").dump());
+            if (!reg) {
+                return make_error("registration: " + reg.error_message());
+            }
+            c.registration = std::move(*reg);
         }
         return c;
     } catch (const json::exception& e) {

@@ -61,6 +61,7 @@ if [[ -z ${SKIP_FUZZ:-} ]]; then
   if CC=clang CXX=clang++ configure build-fuzz -Dfuzz=true -Dwerror=true -Ddpdk=disabled &&
      ninja -C build-fuzz -j "$jobs"; then
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    LSAN_OPTIONS=suppressions=$PWD/tests/lsan-suppressions.txt:print_suppressions=0 \
       meson test -C build-fuzz --num-processes "$jobs" --print-errorlogs --no-rebuild --suite unit --suite fuzz \
         --suite netns-asan
     logs+=(build-fuzz/meson-logs/testlog.json)

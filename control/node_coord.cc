@@ -192,10 +192,10 @@ void node::state::coord_apply_registration(const coord::register_response& reg) 
 // device cannot take (below 1280, which IPv6 needs, or above what WireGuard can carry) is
 // refused with an error and the configured MTU stays.
 void node::state::coord_apply_mtu(uint32_t mtu) {
-    constexpr uint32_t min_mtu = 1280;
-    const auto max_mtu = static_cast<uint32_t>(crypto::limits::max_mtu);
-    if (mtu < min_mtu || mtu > max_mtu) {
-        spdlog::error("meshcoord: the token's MTU {} is outside {}..{}; {} keeps MTU {}", mtu, min_mtu, max_mtu,
+    // The wire protocol's own bounds (parse_register_response checks them too; a cache file
+    // edited by hand goes through that parser as well).
+    if (mtu < coord::min_mtu || mtu > coord::max_mtu) {
+        spdlog::error("meshcoord: the token's MTU {} is outside {}..{}; {} keeps MTU {}", mtu, coord::min_mtu, coord::max_mtu,
                       tun->name(), cfg.mesh.device.mtu);
         return;
     }

@@ -101,6 +101,8 @@ void worker_counters(std::string& out, const json* workers) {
         {"rx_bytes", "meshfwd_rx_bytes_total", "WireGuard message bytes received and decrypted, per worker."},
         {"tx_packets", "meshfwd_tx_packets_total", "Packets encrypted and sent to the underlay, per worker."},
         {"tx_bytes", "meshfwd_tx_bytes_total", "WireGuard message bytes encrypted and sent, per worker."},
+        {"stale_source_resends", "meshfwd_stale_source_resends_total",
+         "Datagrams whose sticky source address was gone (removed), sent again from the route's source, per worker."},
     };
     for (const auto& s : specs) {
         family f(out, s.name, "counter", s.help);

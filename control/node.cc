@@ -311,11 +311,13 @@ void node::state::sync_device_routes() {
     device_routes = std::move(wanted);
 }
 
-void node::state::set_endpoint(peer_state& ps, const std::optional<dataplane::socket_address>& address) {
+void node::state::set_endpoint(peer_state& ps, const std::optional<dataplane::socket_address>& address,
+                               const dataplane::local_address& local) {
     std::unique_ptr<dataplane::peer_endpoint> ep;
     if (address) {
         ep = std::make_unique<dataplane::peer_endpoint>();
         ep->address = *address;
+        ep->local = local;
         // Lanes belong to the peer's host: keep them while it stays on the same address.
         if (ps.endpoint_owner && ps.endpoint_owner->address.same_host(*address)) {
             ep->lanes = ps.endpoint_owner->lanes;
@@ -336,6 +338,7 @@ void node::state::forget_lanes(peer_state& ps) {
     }
     auto ep = std::make_unique<dataplane::peer_endpoint>();
     ep->address = ps.endpoint_owner->address;
+    ep->local = ps.endpoint_owner->local;
     ps.rt->endpoint.store(ep.get(), std::memory_order_release);
     retired_endpoints.push_back(std::move(ps.endpoint_owner));
     ps.endpoint_owner = std::move(ep);
@@ -354,12 +357,28 @@ peer_state* node::state::find(const peer_runtime* rt) {
 // sendto on a worker's socket, which the kernel allows concurrently with the worker's io_uring.
 
 void node::state::send_raw(std::span<const uint8_t> bytes, const dataplane::socket_address& to, unsigned worker,
-                           dataplane::socket_role role) {
+                           dataplane::socket_role role, const dataplane::local_address& from) {
     const unsigned w = worker < listen_sockets.size() ? worker : 0;
     const int fd = role == dataplane::socket_role::lane ? lane_sockets[w].fd : listen_sockets[w].fd;
-    if (::sendto(fd, bytes.data(), bytes.size(), MSG_DONTWAIT, to.get(), to.length) < 0) {
-        control_counters.drop(dataplane::drop_reason::control_send_error);
+    iovec iov{const_cast<uint8_t*>(bytes.data()), bytes.size()};
+    msghdr msg{};
+    msg.msg_name = const_cast<sockaddr*>(to.get());
+    msg.msg_namelen = to.length;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) std::array<std::byte, dataplane::send_cmsg_space> control{};
+    dataplane::write_send_cmsgs(msg, 0, from, control);
+    if (::sendmsg(fd, &msg, MSG_DONTWAIT) >= 0) {
+        return;
     }
+    if (!from.empty() && dataplane::stale_source_is(errno)) {
+        forget_local_source(from);
+        dataplane::write_send_cmsgs(msg, 0, {}, control);
+        if (::sendmsg(fd, &msg, MSG_DONTWAIT) >= 0) {
+            return;
+        }
+    }
+    control_counters.drop(dataplane::drop_reason::control_send_error);
 }
 
 bool node::state::send_transport(peer_state& ps, std::span<const uint8_t> payload, mono_time now) {
@@ -387,7 +406,7 @@ bool node::state::send_transport(peer_state& ps, std::span<const uint8_t> payloa
         return lost(dataplane::drop_reason::too_big);
     }
     const std::span<const uint8_t> out(transport_out);
-    send_raw({out.data(), r.size}, ep->address, 0, dataplane::socket_role::listen);
+    send_raw({out.data(), r.size}, ep->address, 0, dataplane::socket_role::listen, ep->local);
     auto& pc = ps.rt->counters[control_block()];
     pc.tx_packets.add(1);
     pc.tx_bytes.add(r.size);

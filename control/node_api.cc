@@ -40,6 +40,7 @@ nlohmann::json node::state::status_json() {
                                 {"tx_packets", c.tx_packets.get()},
                                 {"tx_bytes", c.tx_bytes.get()},
                                 {"handshake_messages", c.handshake_messages.get()},
+                                {"stale_source_resends", c.stale_source_resends.get()},
                                 {"drops", drops_json(c)}});
         add_drops(c);
     }

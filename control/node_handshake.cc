@@ -55,7 +55,7 @@ void node::state::send_initiation(peer_state& ps, mono_time now, bool retry) {
         return;
     }
     ps.cookie->add_macs(msg, now);
-    send_raw(crypto::as_bytes(msg), ep->address, 0, dataplane::socket_role::listen);
+    send_raw(crypto::as_bytes(msg), ep->address, 0, dataplane::socket_role::listen, ep->local);
     ps.pending_index = *index;
     pending[*index] = &ps;
     ps.handshaking = true;
@@ -137,7 +137,7 @@ void node::state::handle_handshake(const dataplane::mailbox_message& m, mono_tim
             crypto::message_cookie_reply reply;
             const uint32_t sender = crypto::load_le32(m.payload + 4);
             if (cookies->create_cookie_reply(reply, bytes, sender, source, now)) {
-                send_raw(crypto::as_bytes(reply), m.source, m.worker, m.role);
+                send_raw(crypto::as_bytes(reply), m.source, m.worker, m.role, m.local);
                 ++hs_counters.cookie_replies_sent;
             }
             return;
@@ -201,8 +201,8 @@ void node::state::handle_handshake(const dataplane::mailbox_message& m, mono_tim
             return;
         }
         // Endpoint first: the response goes where the initiation came from.
-        if (!ps.endpoint_owner || !(ps.endpoint_owner->address == m.source)) {
-            set_endpoint(ps, m.source);
+        if (!ps.endpoint_owner || !(ps.endpoint_owner->address == m.source) || !(ps.endpoint_owner->local == m.local)) {
+            set_endpoint(ps, m.source, m.local);
         }
         // Responder: the new keypair waits in "next" until the initiator uses it. It must be in
         // the index table before the response leaves: the initiator sends data at once.
@@ -211,7 +211,7 @@ void node::state::handle_handshake(const dataplane::mailbox_message& m, mono_tim
         retire(ps.next);
         ps.next = std::move(s);
         sessions.assign(*index, ps.next.get());
-        send_raw(crypto::as_bytes(response), m.source, m.worker, m.role);
+        send_raw(crypto::as_bytes(response), m.source, m.worker, m.role, m.local);
         ++hs_counters.responses_sent;
         spdlog::debug("peer {}: handshake response sent to {}", crypto::key_to_base64(ps.cfg.public_key),
                       source_ep.to_string());
@@ -247,7 +247,9 @@ void node::state::handle_handshake(const dataplane::mailbox_message& m, mono_tim
         ps.handshaking = false;
         ps.attempts = 0;
         if (!ps.endpoint_owner || !ps.endpoint_owner->matches(m.source)) {
-            set_endpoint(ps, m.source);
+            set_endpoint(ps, m.source, m.local);
+        } else if (!(ps.endpoint_owner->local == m.local)) {
+            handle_endpoint_changed(ps, m.source, m.local);  // same peer address, our other address
         }
         // Initiator: the new keypair is current at once (kernel begin_session).
         if (ps.next) {

@@ -10,13 +10,25 @@
 
 namespace meshfwd::control {
 
-void node::state::handle_endpoint_changed(peer_state& ps, const dataplane::socket_address& source) {
+void node::state::handle_endpoint_changed(peer_state& ps, const dataplane::socket_address& source,
+                                          const dataplane::local_address& local) {
     if (ps.endpoint_owner && ps.endpoint_owner->matches(source)) {
+        if (!(ps.endpoint_owner->local == local)) {
+            // The same peer address reached another of our addresses: answer from that one.
+            spdlog::info("peer {}: local address {} -> {}", crypto::key_to_base64(ps.cfg.public_key),
+                         ps.endpoint_owner->local.empty() ? std::string("(route's)") : ps.endpoint_owner->local.to_string(),
+                         local.empty() ? std::string("(route's)") : local.to_string());
+            auto ep = std::make_unique<dataplane::peer_endpoint>(*ps.endpoint_owner);
+            ep->local = local;
+            ps.rt->endpoint.store(ep.get(), std::memory_order_release);
+            retired_endpoints.push_back(std::move(ps.endpoint_owner));
+            ps.endpoint_owner = std::move(ep);
+        }
         return;
     }
-    spdlog::info("peer {}: endpoint {} -> {}", crypto::key_to_base64(ps.cfg.public_key),
+    spdlog::info("peer {}: endpoint {} -> {}{}", crypto::key_to_base64(ps.cfg.public_key),
                  ps.endpoint_owner ? ps.endpoint_owner->address.to_endpoint().to_string() : std::string("(none)"),
-                 source.to_endpoint().to_string());
+                 source.to_endpoint().to_string(), local.empty() ? std::string() : " (to our " + local.to_string() + ")");
     // A meshfwd peer that moved to a new address without port translation keeps its ports: its
     // packets come from one of its lanes (or its main port), so keep both and only move the host.
     const dataplane::peer_endpoint* old = ps.endpoint_owner.get();
@@ -33,6 +45,7 @@ void node::state::handle_endpoint_changed(peer_state& ps, const dataplane::socke
         dataplane::peer_endpoint probe = *old;
         probe.address = source;
         probe.address.set_port(old->address.port());
+        probe.local = local;
         if (probe.matches(source)) {
             auto ep = std::make_unique<dataplane::peer_endpoint>(probe);
             ps.rt->endpoint.store(ep.get(), std::memory_order_release);
@@ -41,7 +54,26 @@ void node::state::handle_endpoint_changed(peer_state& ps, const dataplane::socke
             return;
         }
     }
-    set_endpoint(ps, source);
+    set_endpoint(ps, source, local);
+}
+
+void node::state::forget_local_source(const dataplane::local_address& gone) {
+    unsigned changed = 0;
+    for (auto& [key, ps] : peers) {
+        if (!ps->endpoint_owner || !(ps->endpoint_owner->local == gone)) {
+            continue;
+        }
+        auto ep = std::make_unique<dataplane::peer_endpoint>(*ps->endpoint_owner);
+        ep->local = {};
+        ps->rt->endpoint.store(ep.get(), std::memory_order_release);
+        retired_endpoints.push_back(std::move(ps->endpoint_owner));
+        ps->endpoint_owner = std::move(ep);
+        ++changed;
+    }
+    if (changed > 0) {
+        spdlog::info("local address {} is gone: {} peer(s) now sent to from the route's source", gone.to_string(),
+                     changed);
+    }
 }
 
 void node::state::handle_mesh_frame(peer_state& ps, std::span<const uint8_t> frame, mono_time now) {
@@ -78,6 +110,10 @@ void node::state::handle(dataplane::mailbox_message& m) {
         handle_handshake(m, now);
         return;
     }
+    if (m.kind == dataplane::mailbox_kind::source_gone) {
+        forget_local_source(m.local);
+        return;
+    }
     peer_state* ps = find(m.peer);
     if (ps == nullptr) {
         // Removed meanwhile: a packet or frame for it is lost (a notice is not).
@@ -88,10 +124,11 @@ void node::state::handle(dataplane::mailbox_message& m) {
     }
     switch (m.kind) {
     case dataplane::mailbox_kind::staged_packet: handle_staged(*ps, {m.payload, m.length}, now); break;
-    case dataplane::mailbox_kind::endpoint_changed: handle_endpoint_changed(*ps, m.source); break;
+    case dataplane::mailbox_kind::endpoint_changed: handle_endpoint_changed(*ps, m.source, m.local); break;
     case dataplane::mailbox_kind::session_confirmed: handle_confirmed(*ps, m.sess, now); break;
     case dataplane::mailbox_kind::mesh_frame: handle_mesh_frame(*ps, {m.payload, m.length}, now); break;
-    case dataplane::mailbox_kind::handshake: break;
+    case dataplane::mailbox_kind::handshake:
+    case dataplane::mailbox_kind::source_gone: break;
     }
 }
 

@@ -166,7 +166,10 @@ struct node::state {
     void handle(dataplane::mailbox_message& m);
     void handle_handshake(const dataplane::mailbox_message& m, mono_time now);
     void handle_staged(peer_state& ps, std::span<const uint8_t> packet, mono_time now);
-    void handle_endpoint_changed(peer_state& ps, const dataplane::socket_address& source);
+    void handle_endpoint_changed(peer_state& ps, const dataplane::socket_address& source,
+                                 const dataplane::local_address& local);
+    // A send from `gone` failed (the address was removed): no peer's replies leave from it now.
+    void forget_local_source(const dataplane::local_address& gone);
     void handle_confirmed(peer_state& ps, session* s, mono_time now);
     void handle_mesh_frame(peer_state& ps, std::span<const uint8_t> frame, mono_time now);
     void on_timers(mono_time now);
@@ -198,9 +201,13 @@ struct node::state {
     bool send_transport(peer_state& ps, std::span<const uint8_t> payload, mono_time now);
     void send_keepalive(peer_state& ps, mono_time now);
     void send_lanes(peer_state& ps, mono_time now, bool ask_for_theirs = false);
+    // From `from` when it is set (source-address stickiness, dataplane/local_address.h); when
+    // that address is gone, forgets it and sends from the routing table's choice.
     void send_raw(std::span<const uint8_t> bytes, const dataplane::socket_address& to, unsigned worker,
-                  dataplane::socket_role role);
-    void set_endpoint(peer_state& ps, const std::optional<dataplane::socket_address>& address);
+                  dataplane::socket_role role, const dataplane::local_address& from);
+    // `local`: our address the peer reached us on (empty for one set by the operator or config).
+    void set_endpoint(peer_state& ps, const std::optional<dataplane::socket_address>& address,
+                      const dataplane::local_address& local = {});
     void forget_lanes(peer_state& ps);
     void retire(std::unique_ptr<session>& s);
     void reject(std::string_view reason) { ++hs_counters.rejected[std::string(reason)]; }

@@ -4,6 +4,7 @@
 // read-modify-write on a shared line); the control thread reads them all (relaxed loads) for
 // the API, metrics and timers. Blocks are cache-line aligned so workers never share a line.
 #pragma once
+#include "dataplane/local_address.h"
 #include "dataplane/socket_address.h"
 #include "lib/reasons.h"
 #include "lib/spsc_ring.h"
@@ -59,6 +60,7 @@ struct alignas(cache_line_size) worker_counters {
     counter tx_packets;   // transport messages sent
     counter tx_bytes;
     counter handshake_messages;  // handshake messages passed to the control thread
+    counter stale_source_resends;  // sends whose sticky source address was gone, resent without it
     counter drops[n_drop_reasons];
     void drop(drop_reason r, uint64_t n = 1) noexcept { drops[static_cast<unsigned>(r)].add(n); }
 };
@@ -78,6 +80,7 @@ struct alignas(cache_line_size) peer_worker_counters {
     // burst of packets from a new address asks the control thread once. Written and read only
     // by the owning worker.
     socket_address reported_source;
+    local_address reported_local;
     void touch(std::atomic<int64_t>& t, int64_t now_ns) noexcept { t.store(now_ns, std::memory_order_relaxed); }
 };
 

@@ -26,6 +26,7 @@ enum class mailbox_kind : uint8_t {
     endpoint_changed,  // an authenticated packet came from a new source address
     session_confirmed, // the peer sent on our unconfirmed ("next") keypair
     mesh_frame,        // a decrypted non-IP payload from a meshfwd peer
+    source_gone,       // a send from `local` failed: the address is no longer ours
 };
 
 // Which of the worker's sockets a datagram came in on (the control thread answers from it).
@@ -42,6 +43,8 @@ struct mailbox_message {
     peer_runtime* peer = nullptr;  // staged_packet, endpoint_changed, session_confirmed, mesh_frame
     session* sess = nullptr;       // session_confirmed
     socket_address source;         // handshake, endpoint_changed
+    local_address local;           // handshake, endpoint_changed: our address it came to;
+                                   // source_gone: the address a send could not use
     uint8_t* payload = inline_payload;  // inline_payload, or a large message's own buffer
     alignas(16) uint8_t inline_payload[mailbox_small_payload];
 

@@ -52,6 +52,7 @@ struct packet {
     uint32_t index = 0;       // in the pool (views after the buffer packets)
     // Pipeline state.
     socket_address remote;    // UDP: source on receive, destination on send
+    local_address local;      // UDP: our address it arrived on; on send, the source (empty: route's)
     peer_runtime* peer = nullptr;
     session* sess = nullptr;
     uint64_t counter = 0;

@@ -8,6 +8,7 @@
 #include "crypto/keypair.h"
 #include "crypto/x25519.h"
 #include "dataplane/counters.h"
+#include "dataplane/local_address.h"
 #include "dataplane/socket_address.h"
 #include "lib/ip_address.h"
 
@@ -31,6 +32,7 @@ inline constexpr std::size_t max_lanes = 64;
 // lane announcements) and frees the old one after a grace period.
 struct peer_endpoint {
     socket_address address;                 // the peer's main endpoint
+    local_address local;                    // our address it last reached us on: we send from it
     std::array<uint16_t, max_lanes> lanes{}; // its lane ports (meshfwd peers), host order
     uint32_t lane_count = 0;
     // True when a datagram from `source` is from this peer's known endpoint (its main port or one

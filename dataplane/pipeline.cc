@@ -39,6 +39,7 @@ void hand_to_control(pipeline_context& ctx, packet* p, mailbox_kind kind, peer_r
     m->peer = peer;
     m->sess = sess;
     m->source = p->remote;
+    m->local = p->local;
     m->length = p->length;
     std::memcpy(m->payload, p->data, p->length);
     ctx.box->post(m);
@@ -49,7 +50,7 @@ void hand_to_control(pipeline_context& ctx, packet* p, mailbox_kind kind, peer_r
 // A message without a packet (roaming, confirmation). False when the mailbox was full (counted;
 // the caller asks again with a later packet).
 bool notify_control(pipeline_context& ctx, mailbox_kind kind, peer_runtime* peer, session* sess,
-                    const socket_address& source, socket_role role) noexcept {
+                    const socket_address& source, const local_address& local, socket_role role) noexcept {
     mailbox_message* m = ctx.box->acquire();
     if (m == nullptr) {
         ctx.counters->drop(drop_reason::ring_full);
@@ -61,6 +62,7 @@ bool notify_control(pipeline_context& ctx, mailbox_kind kind, peer_runtime* peer
     m->peer = peer;
     m->sess = sess;
     m->source = source;
+    m->local = local;
     m->length = 0;
     ctx.box->post(m);
     ctx.posted = true;
@@ -195,6 +197,7 @@ std::size_t encapsulate_burst(pipeline_context& ctx, std::span<packet*> packets)
         p->peer = peer;
         p->sess = s;
         p->remote = ep->address;
+        p->local = ep->local;
         if (ep->lane_count > 0) {
             p->flow_hash = flow_hash({p->data, p->length});
             p->remote.set_port(ep->lanes[p->flow_hash % ep->lane_count]);
@@ -366,16 +369,19 @@ std::size_t decapsulate_burst(pipeline_context& ctx, std::span<packet*> packets)
         ++rx_packets;
         rx_bytes += message;
 
-        // Roaming: an authenticated packet from somewhere new moves the endpoint (asked once).
+        // Roaming: an authenticated packet from somewhere new, or to another of our addresses,
+        // moves the endpoint (asked once); replies then leave from the address it came to.
         const peer_endpoint* ep = peer->endpoint.load(std::memory_order_acquire);
-        if ((ep == nullptr || !ep->matches(p->remote)) && !(pc.reported_source == p->remote) &&
-            notify_control(ctx, mailbox_kind::endpoint_changed, peer, s, p->remote, p->role)) {
+        if ((ep == nullptr || !ep->matches(p->remote) || !(ep->local == p->local)) &&
+            !(pc.reported_source == p->remote && pc.reported_local == p->local) &&
+            notify_control(ctx, mailbox_kind::endpoint_changed, peer, s, p->remote, p->local, p->role)) {
             pc.reported_source = p->remote;
+            pc.reported_local = p->local;
         }
         // Key confirmation: the initiator used our new responder keypair.
         if (s->awaiting_confirmation.load(std::memory_order_relaxed) &&
             !s->confirm_requested.exchange(true, std::memory_order_relaxed) &&
-            !notify_control(ctx, mailbox_kind::session_confirmed, peer, s, p->remote, p->role)) {
+            !notify_control(ctx, mailbox_kind::session_confirmed, peer, s, p->remote, p->local, p->role)) {
             s->confirm_requested.store(false, std::memory_order_relaxed);  // ask again next packet
         }
         if (peer->current.load(std::memory_order_relaxed) == s && s->keypair.needs_rekey_on_receive(ctx.now)) {

@@ -110,6 +110,11 @@ result<udp_socket> open_as(const udp_socket_options& o, int* err) {
             return make_error(where + ": UDP_GRO: " + errno_text(errno));
         }
     }
+    // The destination address of every datagram, for source-address stickiness (local_address.h).
+    // On the dual-stack socket IPV6_RECVPKTINFO reports IPv4 datagrams too (v4-mapped).
+    if (!(v6 ? set_int(s.fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1) : set_int(s.fd, IPPROTO_IP, IP_PKTINFO, 1))) {
+        return make_error(where + (v6 ? ": IPV6_RECVPKTINFO: " : ": IP_PKTINFO: ") + errno_text(errno));
+    }
     // Reading UDP_SEGMENT works exactly where sending with it does (Linux 4.18+).
     int segment = 0;
     socklen_t segment_len = sizeof(segment);

@@ -66,29 +66,9 @@ result<void> check_udp_port_free(const endpoint& bind);
 
 // --- Worker helpers (per burst; no allocation) ---
 
-// Control space for one UDP_SEGMENT cmsg (a uint16_t) and one UDP_GRO cmsg (an int).
-inline constexpr std::size_t udp_segment_cmsg_space = CMSG_SPACE(sizeof(uint16_t));
+// Control space for one UDP_GRO cmsg (an int). Sends build theirs with write_send_cmsgs
+// (local_address.h: UDP_SEGMENT and the sticky source together).
 inline constexpr std::size_t udp_gro_cmsg_space = CMSG_SPACE(sizeof(int));
-
-// Makes msg carry one UDP_SEGMENT cmsg in `buffer` (which must outlive the sendmsg): the kernel
-// cuts the payload into gso_size-byte datagrams (the last may be shorter). Replaces any control
-// data msg had. Returns the control length used, or 0 (msg untouched) when buffer is smaller than
-// udp_segment_cmsg_space or not aligned for cmsghdr.
-inline std::size_t write_udp_segment_cmsg(msghdr& msg, uint16_t gso_size, std::span<std::byte> buffer) noexcept {
-    if (buffer.size() < udp_segment_cmsg_space ||
-        reinterpret_cast<std::uintptr_t>(buffer.data()) % alignof(cmsghdr) != 0) {
-        return 0;
-    }
-    std::memset(buffer.data(), 0, udp_segment_cmsg_space);
-    msg.msg_control = buffer.data();
-    msg.msg_controllen = udp_segment_cmsg_space;
-    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_UDP;
-    cm->cmsg_type = UDP_SEGMENT;
-    cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-    std::memcpy(CMSG_DATA(cm), &gso_size, sizeof(gso_size));
-    return udp_segment_cmsg_space;
-}
 
 // The segment size from a UDP_GRO cmsg after recvmsg: the datagram is a run of segments that
 // long (the last may be shorter). 0 when there is none (a plain datagram).

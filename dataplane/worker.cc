@@ -102,7 +102,7 @@ struct worker::io {
         msghdr msg{};
         iovec iov{};
         socket_address from;
-        alignas(cmsghdr) std::byte control[64];
+        alignas(cmsghdr) std::byte control[receive_cmsg_space + 32];  // + slack: never MSG_CTRUNC
         uint8_t* buffer = nullptr;
         socket_role role = socket_role::listen;
         bool armed = false;
@@ -110,10 +110,11 @@ struct worker::io {
     struct tx_slot {
         msghdr msg{};
         socket_address to;
-        alignas(cmsghdr) std::byte control[64];
+        alignas(cmsghdr) std::byte control[send_cmsg_space];
         std::array<iovec, max_iov> iov{};
         std::array<packet*, max_iov> packets{};
         uint32_t packet_count = 0;
+        int fd = -1;
         bool udp = false;
     };
 
@@ -147,6 +148,10 @@ struct worker::io {
     std::array<tun_slot, tun_read_slots> tun_slots{};
     std::array<recv_slot, 2 * udp_read_slots> recv_slots{};
     std::array<read_source, source_count> sources{};
+    // The last sticky source reported gone, and when: one notice per address and 100 ms, not
+    // one per failed send, while the control thread forgets it.
+    local_address reported_gone;
+    int64_t reported_gone_ns = 0;
     std::vector<tx_slot> tx{tx_slot_count};
     std::vector<uint32_t> tx_free;
     std::array<packet*, max_burst> tun_rx{};
@@ -505,7 +510,8 @@ void send_udp(io_t& w, const worker_settings& s, std::span<packet*> pkts) noexce
         if (s.udp_gso) {
             while (j < pkts.size() && j - i < max_udp_segments && pkts[j - 1]->length == first->length &&
                    pkts[j]->length <= first->length && pkts[j]->role == first->role &&
-                   pkts[j]->remote == first->remote && total + pkts[j]->length <= max_gso_bytes) {
+                   pkts[j]->remote == first->remote && pkts[j]->local == first->local &&
+                   total + pkts[j]->length <= max_gso_bytes) {
                 total += pkts[j]->length;
                 ++j;
             }
@@ -536,11 +542,9 @@ void send_udp(io_t& w, const worker_settings& s, std::span<packet*> pkts) noexce
         slot.msg.msg_namelen = slot.to.length;
         slot.msg.msg_iov = slot.iov.data();
         slot.msg.msg_iovlen = j - i;
-        if (j - i > 1) {
-            write_udp_segment_cmsg(slot.msg, static_cast<uint16_t>(first->length), slot.control);
-        }
-        const int fd = first->role == socket_role::lane && s.lane_fd >= 0 ? s.lane_fd : s.listen_fd;
-        io_uring_prep_sendmsg(q, fd, &slot.msg, 0);
+        write_send_cmsgs(slot.msg, j - i > 1 ? static_cast<uint16_t>(first->length) : 0, first->local, slot.control);
+        slot.fd = first->role == socket_role::lane && s.lane_fd >= 0 ? s.lane_fd : s.listen_fd;
+        io_uring_prep_sendmsg(q, slot.fd, &slot.msg, 0);
         io_uring_sqe_set_data64(q, tag(op::tx, slot_index));
         i = j;
     }
@@ -773,6 +777,7 @@ void on_udp_receive(io_t& w, const worker_settings& s, io_t::recv_slot& slot, co
     }
     slot.from.length = slot.msg.msg_namelen;
     const uint16_t gro = read_udp_gro_cmsg(slot.msg);
+    const local_address local = read_pktinfo_cmsg(slot.msg);
     const uint32_t step = gro != 0 ? gro : std::max<uint32_t>(length, 1);
     for (uint32_t offset = 0; offset < length || (length == 0 && offset == 0); offset += step) {
         const uint32_t n = std::min(step, length - offset);
@@ -790,6 +795,7 @@ void on_udp_receive(io_t& w, const worker_settings& s, io_t::recv_slot& slot, co
             break;
         }
         p->remote = slot.from;
+        p->local = local;
         p->role = slot.role;
         w.udp_rx[w.udp_rx_count++] = p;
         if (w.udp_rx_count >= s.batch) {
@@ -801,8 +807,46 @@ void on_udp_receive(io_t& w, const worker_settings& s, io_t::recv_slot& slot, co
     }
 }
 
+// A UDP send from a sticky source that is no longer ours: tells the control thread (which
+// forgets the source for every peer that has it) and sends the same datagrams again from the
+// routing table's choice. False when that cannot be done (the slot is then finished as failed).
+bool resend_without_source(io_t& w, io_t::tx_slot& slot, uint32_t slot_index) noexcept {
+    const local_address gone = slot.packets[0]->local;
+    w.ctx.counters->stale_source_resends.add(slot.packet_count);
+    if (!(w.reported_gone == gone) || w.ctx.now_ns - w.reported_gone_ns > 100'000'000) {
+        if (mailbox_message* m = w.ctx.box->acquire(); m != nullptr) {
+            m->kind = mailbox_kind::source_gone;
+            m->worker = static_cast<uint16_t>(w.ctx.worker);
+            m->peer = nullptr;
+            m->sess = nullptr;
+            m->local = gone;
+            m->length = 0;
+            w.ctx.box->post(m);
+            w.ctx.posted = true;
+            w.reported_gone = gone;
+            w.reported_gone_ns = w.ctx.now_ns;
+        }  // else: the next failed send asks again
+    }
+    io_uring_sqe* q = w.sqe();
+    if (q == nullptr) {
+        return false;
+    }
+    for (uint32_t k = 0; k < slot.packet_count; ++k) {
+        slot.packets[k]->local = {};
+    }
+    const uint16_t gso = slot.packet_count > 1 ? static_cast<uint16_t>(slot.packets[0]->length) : 0;
+    write_send_cmsgs(slot.msg, gso, local_address{}, slot.control);
+    io_uring_prep_sendmsg(q, slot.fd, &slot.msg, 0);
+    io_uring_sqe_set_data64(q, tag(op::tx, slot_index));
+    return true;
+}
+
 void on_tx_done(io_t& w, uint32_t slot_index, int result) noexcept {
     auto& slot = w.tx[slot_index];
+    if (result < 0 && slot.udp && slot.packet_count > 0 && !slot.packets[0]->local.empty() &&
+        stale_source_is(-result) && resend_without_source(w, slot, slot_index)) {
+        return;  // completes again when the resend does
+    }
     if (result < 0) {
         w.ctx.counters->drop(slot.udp ? drop_reason::tx_error_udp : drop_reason::tx_error_device, slot.packet_count);
     }

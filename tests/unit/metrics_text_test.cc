@@ -17,7 +17,7 @@ const json status_fixture = json::parse(R"({
            "version": "0.1.0"},
   "totals": {"rx_packets": 215, "rx_bytes": 30000, "tx_packets": 217, "tx_bytes": 31000, "drops": {"no_route": 3}},
   "workers": [{"id": 0, "cpu": 4, "rx_packets": 120, "rx_bytes": 18446744073709551615, "tx_packets": 118,
-               "tx_bytes": 20000, "drops": {"no_route": 3, "replay": 0}},
+               "tx_bytes": 20000, "stale_source_resends": 4, "drops": {"no_route": 3, "replay": 0}},
               {"id": 1, "cpu": 5, "rx_packets": 95, "rx_bytes": 11000, "tx_packets": 99, "tx_bytes": 11000,
                "drops": {}}],
   "handshakes": {"initiations_sent": 3, "initiations_received": 2, "responses_sent": 2, "responses_received": 1,
@@ -56,6 +56,10 @@ TEST(metrics_text, fixture_gives_exact_exposition) {
         "# TYPE meshfwd_tx_bytes_total counter\n"
         "meshfwd_tx_bytes_total{worker=\"0\"} 20000\n"
         "meshfwd_tx_bytes_total{worker=\"1\"} 11000\n"
+        "# HELP meshfwd_stale_source_resends_total Datagrams whose sticky source address was gone (removed), sent again "
+        "from the route's source, per worker.\n"
+        "# TYPE meshfwd_stale_source_resends_total counter\n"
+        "meshfwd_stale_source_resends_total{worker=\"0\"} 4\n"
         "# HELP meshfwd_drops_total Packets dropped, per worker and reason.\n"
         "# TYPE meshfwd_drops_total counter\n"
         "meshfwd_drops_total{worker=\"0\",reason=\"no_route\"} 3\n"

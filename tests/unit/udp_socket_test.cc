@@ -1,10 +1,13 @@
 // open_udp_socket and the worker cmsg helpers against the real kernel: reuseport pairs, ephemeral
 // ports, GRO/GSO support, dual-stack, a UDP_SEGMENT send split into datagrams, a GRO receive
-// parsed by read_udp_gro_cmsg. Needs root (skips otherwise); each test runs in a fresh network
+// parsed by read_udp_gro_cmsg, the destination address of a datagram (pktinfo) and replies sent
+// from it, and the errors a send from an address that is not ours gets. Needs root (skips otherwise); each test runs in a fresh network
 // namespace (the single-threaded test process moves into it), so ports never collide with the host.
 #include "dataplane/udp_socket.h"
 
+#include "dataplane/local_address.h"
 #include "dataplane/netlink.h"
+#include "dataplane/socket_address.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -223,8 +226,8 @@ void send_segmented(const udp_socket& s, const endpoint& to, const std::vector<u
     msg.msg_namelen = ss_len;
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    alignas(cmsghdr) std::array<std::byte, udp_segment_cmsg_space> control{};
-    ASSERT_EQ(write_udp_segment_cmsg(msg, gso, control), udp_segment_cmsg_space);
+    alignas(cmsghdr) std::array<std::byte, send_cmsg_space> control{};
+    ASSERT_EQ(write_send_cmsgs(msg, gso, local_address{}, control), CMSG_SPACE(sizeof(uint16_t)));
     ASSERT_EQ(::sendmsg(s.fd, &msg, 0), static_cast<ssize_t>(payload.size())) << std::strerror(errno);
 }
 
@@ -293,10 +296,12 @@ TEST(udp_socket, cmsg_helpers_parse_and_refuse_bad_buffers) {
     // Pure helpers: no namespace or root needed.
     msghdr msg{};
     alignas(cmsghdr) std::array<std::byte, 64> control{};
-    EXPECT_EQ(write_udp_segment_cmsg(msg, 1200, std::span(control).first(udp_segment_cmsg_space - 1)), 0u);
-    EXPECT_EQ(msg.msg_control, nullptr) << "refused: msg untouched";
-    EXPECT_EQ(write_udp_segment_cmsg(msg, 1200, std::span(control).subspan(1, 40)), 0u) << "misaligned";
-    ASSERT_EQ(write_udp_segment_cmsg(msg, 1200, control), udp_segment_cmsg_space);
+    EXPECT_EQ(write_send_cmsgs(msg, 1200, local_address{}, std::span(control).first(send_cmsg_space - 1)), 0u);
+    EXPECT_EQ(msg.msg_control, nullptr) << "refused: no control data";
+    EXPECT_EQ(write_send_cmsgs(msg, 1200, local_address{}, std::span(control).subspan(1, 63)), 0u) << "misaligned";
+    EXPECT_EQ(write_send_cmsgs(msg, 0, local_address{}, control), 0u) << "nothing to say";
+    EXPECT_EQ(msg.msg_control, nullptr);
+    ASSERT_EQ(write_send_cmsgs(msg, 1200, local_address{}, control), CMSG_SPACE(sizeof(uint16_t)));
     const cmsghdr* cm = CMSG_FIRSTHDR(&msg);
     ASSERT_NE(cm, nullptr);
     EXPECT_EQ(cm->cmsg_level, SOL_UDP);
@@ -330,6 +335,194 @@ TEST(udp_socket, cmsg_helpers_parse_and_refuse_bad_buffers) {
     const int bogus = 70000; // out of range for a segment size: treated as absent
     std::memcpy(CMSG_DATA(c), &bogus, sizeof(bogus));
     EXPECT_EQ(read_udp_gro_cmsg(rx), 0);
+}
+
+// --- Source-address stickiness (local_address.h)
+
+// Receives one datagram on s: its destination address and where it came from.
+struct received {
+    local_address to;
+    sockaddr_storage from{};
+    socklen_t from_len = 0;
+    std::string data;
+};
+
+received receive_with_pktinfo(const udp_socket& s) {
+    received r;
+    EXPECT_TRUE(wait_readable(s.fd)) << "nothing arrived";
+    std::array<char, 512> buf{};
+    iovec iov{buf.data(), buf.size()};
+    alignas(cmsghdr) std::array<std::byte, receive_cmsg_space> control{};
+    msghdr msg{};
+    msg.msg_name = &r.from;
+    msg.msg_namelen = sizeof(r.from);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    const ssize_t n = ::recvmsg(s.fd, &msg, MSG_DONTWAIT);
+    EXPECT_GE(n, 0) << std::strerror(errno);
+    EXPECT_EQ(msg.msg_flags & MSG_CTRUNC, 0) << "receive_cmsg_space too small";
+    r.from_len = msg.msg_namelen;
+    r.data.assign(buf.data(), n > 0 ? static_cast<std::size_t>(n) : 0);
+    r.to = read_pktinfo_cmsg(msg);
+    return r;
+}
+
+// sendmsg from `source` (empty: the route's) to `to`; the errno, 0 when sent.
+int send_from(const udp_socket& s, const sockaddr* to, socklen_t to_len, const local_address& source) {
+    char byte = 'r';
+    iovec iov{&byte, 1};
+    msghdr msg{};
+    msg.msg_name = const_cast<sockaddr*>(to);
+    msg.msg_namelen = to_len;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) std::array<std::byte, send_cmsg_space> control{};
+    write_send_cmsgs(msg, 0, source, control);
+    return ::sendmsg(s.fd, &msg, 0) == 1 ? 0 : errno;
+}
+
+// Where a datagram that `rx` receives came from, as text.
+std::string source_of_next(const udp_socket& rx) {
+    sockaddr_storage from{};
+    socklen_t len = sizeof(from);
+    char byte = 0;
+    if (!wait_readable(rx.fd) ||
+        ::recvfrom(rx.fd, &byte, 1, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &len) != 1) {
+        return "(nothing)";
+    }
+    auto e = endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&from), len);
+    return e ? e->address().to_string() : "(bad family)";
+}
+
+// Two addresses on lo; a peer socket on the first. The node is contacted on its second address
+// and must see it as the datagram's destination, and its reply from it must come from there.
+void check_reply_from_destination(bool dual_stack) {
+    const int lo = static_cast<int>(if_nametoindex("lo"));
+    ASSERT_TRUE(netlink::add_address(lo, *ip_prefix::parse("192.0.2.1/32"), true).ok());
+    ASSERT_TRUE(netlink::add_address(lo, *ip_prefix::parse("192.0.2.2/32"), true).ok());
+    udp_socket node = open_ok({.bind = dual_stack ? E("::") : E("0.0.0.0")});
+    udp_socket peer = open_ok({.bind = E("192.0.2.1")});
+    send_to(peer.fd, E("192.0.2.2", node.port), "hello");
+    const received r = receive_with_pktinfo(node);
+    EXPECT_EQ(r.data, "hello");
+    ASSERT_FALSE(r.to.empty()) << "no pktinfo on the worker socket";
+    EXPECT_EQ(r.to.family, dual_stack ? AF_INET6 : AF_INET);
+    EXPECT_EQ(r.to.to_string(), dual_stack ? "::ffff:192.0.2.2" : "192.0.2.2");
+    EXPECT_NE(r.to.ifindex, 0u);
+    // Without the source, the route picks the primary address (192.0.2.1); with it, .2.
+    ASSERT_EQ(send_from(node, reinterpret_cast<const sockaddr*>(&r.from), r.from_len, local_address{}), 0);
+    EXPECT_EQ(source_of_next(peer), "192.0.2.1");
+    ASSERT_EQ(send_from(node, reinterpret_cast<const sockaddr*>(&r.from), r.from_len, r.to), 0);
+    EXPECT_EQ(source_of_next(peer), "192.0.2.2");
+}
+
+TEST(udp_socket, pktinfo_dual_stack_reports_destination_and_replies_from_it) {
+    ENTER_PRIVATE_NETNS();
+    check_reply_from_destination(true);
+}
+
+TEST(udp_socket, pktinfo_ipv4_only_reports_destination_and_replies_from_it) {
+    ENTER_PRIVATE_NETNS();
+    check_reply_from_destination(false);
+}
+
+TEST(udp_socket, pktinfo_ipv6_destination) {
+    ENTER_PRIVATE_NETNS();
+    const int lo = static_cast<int>(if_nametoindex("lo"));
+    ASSERT_TRUE(netlink::add_address(lo, *ip_prefix::parse("fd00:17::1/128"), true).ok());
+    ASSERT_TRUE(netlink::add_address(lo, *ip_prefix::parse("fd00:17::2/128"), true).ok());
+    udp_socket node = open_ok({.bind = E("::")});
+    udp_socket peer = open_ok({.bind = E("fd00:17::1")});
+    send_to(peer.fd, E("fd00:17::2", node.port), "v6");
+    const received r = receive_with_pktinfo(node);
+    EXPECT_EQ(r.to.family, AF_INET6);
+    EXPECT_EQ(r.to.to_string(), "fd00:17::2");
+    ASSERT_EQ(send_from(node, reinterpret_cast<const sockaddr*>(&r.from), r.from_len, r.to), 0);
+    EXPECT_EQ(source_of_next(peer), "fd00:17::2");
+}
+
+// A source that is not (or no longer) ours: the errors the worker takes as "forget it and resend".
+TEST(udp_socket, send_from_a_foreign_source_fails_as_stale) {
+    ENTER_PRIVATE_NETNS();
+    const int lo = static_cast<int>(if_nametoindex("lo"));
+    // Off-host destinations (routed out of lo, where they die): a local one would skip the check.
+    ASSERT_TRUE(netlink::add_route(lo, *ip_prefix::parse("203.0.113.0/24")).ok());
+    ASSERT_TRUE(netlink::add_route(lo, *ip_prefix::parse("fd00:99::/64")).ok());
+    udp_socket dual = open_ok({.bind = E("::")});
+    udp_socket v4 = open_ok({.bind = E("0.0.0.0")});
+    const auto to4 = socket_address::from(E("203.0.113.9", 9), true);
+    const auto to4_plain = socket_address::from(E("203.0.113.9", 9), false);
+    const auto to6 = socket_address::from(E("fd00:99::9", 9), true);
+
+    local_address foreign_mapped;
+    foreign_mapped.family = AF_INET6;
+    ASSERT_EQ(::inet_pton(AF_INET6, "::ffff:198.51.100.7", &foreign_mapped.addr.v6), 1);
+    local_address foreign_v4;
+    foreign_v4.family = AF_INET;
+    ASSERT_EQ(::inet_pton(AF_INET, "198.51.100.7", &foreign_v4.addr.v4), 1);
+    local_address foreign_v6;
+    foreign_v6.family = AF_INET6;
+    ASSERT_EQ(::inet_pton(AF_INET6, "fd00:98::7", &foreign_v6.addr.v6), 1);
+
+    EXPECT_EQ(send_from(dual, to4.get(), to4.length, local_address{}), 0) << "the route itself works";
+    EXPECT_EQ(send_from(dual, to6.get(), to6.length, local_address{}), 0);
+    EXPECT_EQ(send_from(v4, to4_plain.get(), to4_plain.length, local_address{}), 0);
+    const int e1 = send_from(dual, to4.get(), to4.length, foreign_mapped);
+    const int e2 = send_from(dual, to6.get(), to6.length, foreign_v6);
+    const int e3 = send_from(v4, to4_plain.get(), to4_plain.length, foreign_v4);
+    std::cout << "foreign source errors: v4-mapped " << std::strerror(e1) << ", v6 " << std::strerror(e2)
+              << ", v4 " << std::strerror(e3) << "\n";
+    EXPECT_TRUE(stale_source_is(e1)) << std::strerror(e1);
+    EXPECT_TRUE(stale_source_is(e2)) << std::strerror(e2);
+    EXPECT_TRUE(stale_source_is(e3)) << std::strerror(e3);
+}
+
+TEST(udp_socket, send_cmsgs_carry_segment_size_and_source) {
+    msghdr msg{};
+    alignas(cmsghdr) std::array<std::byte, send_cmsg_space> control{};
+    local_address src;
+    src.family = AF_INET;
+    src.ifindex = 7;
+    ASSERT_EQ(::inet_pton(AF_INET, "192.0.2.2", &src.addr.v4), 1);
+    ASSERT_EQ(write_send_cmsgs(msg, 1400, src, control), send_cmsg_space - CMSG_SPACE(sizeof(in6_pktinfo)) +
+                                                              CMSG_SPACE(sizeof(in_pktinfo)));
+    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    ASSERT_NE(cm, nullptr);
+    EXPECT_EQ(cm->cmsg_type, UDP_SEGMENT);
+    cm = CMSG_NXTHDR(&msg, cm);
+    ASSERT_NE(cm, nullptr);
+    EXPECT_EQ(cm->cmsg_level, IPPROTO_IP);
+    EXPECT_EQ(cm->cmsg_type, IP_PKTINFO);
+    in_pktinfo info{};
+    std::memcpy(&info, CMSG_DATA(cm), sizeof(info));
+    EXPECT_EQ(info.ipi_spec_dst.s_addr, src.addr.v4.s_addr);
+    EXPECT_EQ(info.ipi_ifindex, 0) << "the route picks the interface";
+    EXPECT_EQ(CMSG_NXTHDR(&msg, cm), nullptr);
+
+    // IPv6: the interface goes along only for a link-local source.
+    local_address ll;
+    ll.family = AF_INET6;
+    ll.ifindex = 3;
+    ASSERT_EQ(::inet_pton(AF_INET6, "fe80::1", &ll.addr.v6), 1);
+    ASSERT_EQ(write_send_cmsgs(msg, 0, ll, control), CMSG_SPACE(sizeof(in6_pktinfo)));
+    cm = CMSG_FIRSTHDR(&msg);
+    in6_pktinfo info6{};
+    std::memcpy(&info6, CMSG_DATA(cm), sizeof(info6));
+    EXPECT_EQ(info6.ipi6_ifindex, 3u);
+    local_address global = ll;
+    ASSERT_EQ(::inet_pton(AF_INET6, "fd00::1", &global.addr.v6), 1);
+    ASSERT_EQ(write_send_cmsgs(msg, 0, global, control), CMSG_SPACE(sizeof(in6_pktinfo)));
+    std::memcpy(&info6, CMSG_DATA(CMSG_FIRSTHDR(&msg)), sizeof(info6));
+    EXPECT_EQ(info6.ipi6_ifindex, 0u);
+
+    // Equality is by address only; the reading side parses what a send would carry.
+    local_address other_if = src;
+    other_if.ifindex = 9;
+    EXPECT_TRUE(src == other_if);
+    EXPECT_FALSE(src == local_address{});
+    EXPECT_TRUE(read_pktinfo_cmsg(msghdr{}).empty());
 }
 
 } // namespace

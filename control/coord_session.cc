@@ -11,11 +11,6 @@
 
 #include "crypto/x25519.h"
 
-// coord/request_auth.h names crypto's secret32 unqualified inside meshfwd::coord; repeating the
-// using-declaration is harmless once the header has its own.
-namespace meshfwd::coord {
-using crypto::secret32;
-}
 #include "coord/protocol.h"
 #include "coord/request_auth.h"
 

@@ -22,6 +22,21 @@
 #include <cstring>
 
 namespace meshfwd::control {
+
+result<void> prepare_node_process() {
+    if (!crypto::crypto_init()) {
+        return make_error("libsodium failed to initialise");
+    }
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGHUP);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+    return {};
+}
+
 namespace {
 
 constexpr auto tick = 100ms;  // how often the timers run

@@ -32,6 +32,11 @@ struct node_options {
     bool serve_uapi = true;
 };
 
+// Process set-up every binary that runs a node does first, on the main thread before any other
+// thread exists: libsodium, SIGHUP/SIGINT/SIGTERM blocked (they go to the control thread's
+// signalfd, and every thread inherits the mask) and SIGPIPE ignored. Error: libsodium failed.
+result<void> prepare_node_process();
+
 class node {
 public:
     node(config cfg, node_options options);

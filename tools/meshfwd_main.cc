@@ -180,19 +180,10 @@ int main(int argc, char** argv) {
         print_summary(*cfg, opts);
         return exit_ok;
     }
-    if (!crypto::crypto_init()) {
-        std::fputs("meshfwd: error: libsodium failed to initialise\n", stderr);
+    if (auto prepared = control::prepare_node_process(); !prepared) {
+        std::fprintf(stderr, "meshfwd: error: %s\n", prepared.error_message().c_str());
         return exit_failure;
     }
-    // Signals go to the control thread's signalfd: block them before any thread exists so every
-    // thread inherits the mask.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGHUP);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    ::signal(SIGPIPE, SIG_IGN);
 
     control::node node(std::move(*cfg), control::node_options{.cores = opts.cores});
     if (auto started = node.start(); !started) {

@@ -171,17 +171,10 @@ int main(int argc, char** argv) {
         }
     }
 
-    if (!crypto::crypto_init()) {
-        std::fputs("meshfwd-wg: error: libsodium failed to initialise\n", stderr);
+    if (auto prepared = control::prepare_node_process(); !prepared) {
+        std::fprintf(stderr, "meshfwd-wg: error: %s\n", prepared.error_message().c_str());
         return exit_failure;
     }
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGHUP);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    ::signal(SIGPIPE, SIG_IGN);
 
     control::config cfg;
     cfg.mesh.device.name = ifname;

@@ -182,6 +182,18 @@ netns_wireguard_go() {
     fi
 }
 
+# Starts `$build/tools/meshfwd-wg -f ifname` (one worker on CPU 0, LOG_LEVEL=info, log in
+# $tmp/wg-<ifname>.log) inside `ns` and waits up to 5 s for its UAPI socket. Same naming rules
+# as netns_wireguard_go. Sets $spawned_pid.
+netns_meshfwd_wg() {
+    local ns=$1 ifname=$2
+    (( ${#ifname} <= 15 )) || fail "interface name $ifname is longer than 15 characters"
+    [[ ! -e /var/run/wireguard/$ifname.sock ]] || fail "/var/run/wireguard/$ifname.sock already exists"
+    _netns_wg_sockets+=("/var/run/wireguard/$ifname.sock")
+    netns_spawn "$ns" "wg-$ifname" env LOG_LEVEL=info MESHFWD_CORES=0 "$build/tools/meshfwd-wg" -f "$ifname"
+    wait_until 5 test -S "/var/run/wireguard/$ifname.sock" || { cat "$tmp/wg-$ifname.log" >&2; fail "no socket for $ifname"; }
+}
+
 # Writes a private key for a meshfwd node to $tmp/<name>.key (mode 0600) and sets $pubkey to
 # its public key. Uses the build's meshctl ($build/tools/meshctl; set build= first).
 meshfwd_key() {

@@ -59,10 +59,7 @@ n0 sysctl -qw net.netfilter.nf_conntrack_udp_timeout=2 net.netfilter.nf_conntrac
 log "meshfwd-wg $ifc inside the NAT, $ifs outside"
 for pair in "$ns1 $ifc" "$ns2 $ifs"; do
     read -r ns ifname <<<"$pair"
-    [[ ! -e /var/run/wireguard/$ifname.sock ]] || fail "/var/run/wireguard/$ifname.sock already exists"
-    _netns_wg_sockets+=("/var/run/wireguard/$ifname.sock")
-    netns_spawn "$ns" "wg-$ifname" env LOG_LEVEL=info MESHFWD_CORES=0 "$meshfwd_wg" -f "$ifname"
-    wait_until 5 test -S "/var/run/wireguard/$ifname.sock" || { cat "$tmp/wg-$ifname.log" >&2; fail "no socket for $ifname"; }
+    netns_meshfwd_wg "$ns" "$ifname"
 done
 wg genkey >"$tmp/c.key"
 wg genkey >"$tmp/s.key"

@@ -48,10 +48,7 @@ route_src() { n1 ip route get "$1" | sed -n 's/.* src \([^ ]*\).*/\1/p'; }
 
 for pair in "$ns1 $ifa" "$ns2 $ifb"; do
     read -r ns ifname <<<"$pair"
-    [[ ! -e /var/run/wireguard/$ifname.sock ]] || fail "/var/run/wireguard/$ifname.sock already exists"
-    _netns_wg_sockets+=("/var/run/wireguard/$ifname.sock")
-    netns_spawn "$ns" "wg-$ifname" env LOG_LEVEL=info MESHFWD_CORES=0 "$meshfwd_wg" -f "$ifname"
-    wait_until 5 test -S "/var/run/wireguard/$ifname.sock" || { cat "$tmp/wg-$ifname.log" >&2; fail "no socket for $ifname"; }
+    netns_meshfwd_wg "$ns" "$ifname"
 done
 wg genkey >"$tmp/a.key"
 wg genkey >"$tmp/b.key"

@@ -36,10 +36,7 @@ n0() { ip netns exec "$ns0" "$@"; }
 
 log "meshfwd-wg $ifa and $ifb created in $ns0, moved to $ns1 and $ns2"
 for ifname in "$ifa" "$ifb"; do
-    [[ ! -e /var/run/wireguard/$ifname.sock ]] || fail "/var/run/wireguard/$ifname.sock already exists"
-    _netns_wg_sockets+=("/var/run/wireguard/$ifname.sock")
-    netns_spawn "$ns0" "wg-$ifname" env LOG_LEVEL=info MESHFWD_CORES=0 "$meshfwd_wg" -f "$ifname"
-    wait_until 5 test -S "/var/run/wireguard/$ifname.sock" || { cat "$tmp/wg-$ifname.log" >&2; fail "no socket for $ifname"; }
+    netns_meshfwd_wg "$ns0" "$ifname"
 done
 pid_a=${_netns_pids[0]}
 pid_b=${_netns_pids[1]}

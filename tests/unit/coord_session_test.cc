@@ -11,9 +11,6 @@
 #include "crypto/secret.h"
 #include "crypto/x25519.h"
 
-namespace meshfwd::coord {
-using crypto::secret32;
-}
 #include "coord/protocol.h"
 #include "coord/request_auth.h"
 

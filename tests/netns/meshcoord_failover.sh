@@ -68,11 +68,11 @@ EOF
 coord_up() { ip netns exec "$ns1" "$py" -c "import socket; socket.create_connection(('$1', 7080), 1)"; }
 declare -A coord_pid
 for r in a b; do
-    addr=192.0.2.1
-    [[ $r == b ]] && addr=192.0.2.2
-    netns_spawn "$ns0" "meshcoord-$r" "$meshcoord" -c "$tmp/meshcoord.yaml" --listen "$addr:7080" --db "$pg_url"
+    host=192.0.2.1
+    [[ $r == b ]] && host=192.0.2.2
+    netns_spawn "$ns0" "meshcoord-$r" "$meshcoord" -c "$tmp/meshcoord.yaml" --listen "$host:7080" --db "$pg_url"
     coord_pid[$r]=$spawned_pid
-    wait_until 15 coord_up "$addr" || { cat "$tmp/meshcoord-$r.log" >&2; fail "meshcoord $r did not listen within 15 s"; }
+    wait_until 15 coord_up "$host" || { cat "$tmp/meshcoord-$r.log" >&2; fail "meshcoord $r did not listen within 15 s"; }
 done
 key_a=$(grep -o 'server key [^ ,]*' "$tmp/meshcoord-a.log" || true)
 key_b=$(grep -o 'server key [^ ,]*' "$tmp/meshcoord-b.log" || true)

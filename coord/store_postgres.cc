@@ -435,7 +435,6 @@ private:
             _touched.clear();
             _locked.clear();
             try {
-                drop_if_closed_by_server();
                 if (!_conn || !_conn->is_open()) {
                     _conn = connect(_url);
                 }
@@ -466,26 +465,6 @@ private:
             std::this_thread::sleep_for(std::chrono::microseconds(200 * attempt));
         }
         return make_error("PostgreSQL: gave up after " + std::to_string(max_attempts) + " attempts: " + last);
-    }
-
-    // A connection the server closed while it sat idle (a restart, pg_terminate_backend, a
-    // proxy's timeout) is found by reading what the server sent (its FATAL notice, then EOF)
-    // instead of by a BEGIN that fails: libpqxx 6.4 (Debian 12) never frees the error PGresult of
-    // such a BEGIN (2,264 bytes per lost connection, found with valgrind in store_test; the bug
-    // ClickHouse met, fixed in later libpqxx). One non-blocking read per transaction.
-    void drop_if_closed_by_server() {
-        if (!_conn) {
-            return;
-        }
-        try {
-            _conn->get_notifs();  // PQconsumeInput + PQnotifies: marks the connection bad on EOF
-        } catch (const pqxx::broken_connection&) {
-            _conn.reset();
-            return;
-        }
-        if (!_conn->is_open()) {
-            _conn.reset();
-        }
     }
 
     // Locks the network's row for this transaction (see the file comment); false if none.

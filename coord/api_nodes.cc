@@ -137,6 +137,15 @@ api_response api::register_node(const std::string& id, const api_request& reques
         reg.approved = config->auto_approve;
         reg.policy_json = policy_json(*config);
         mtu = config->mtu;
+        if (!config->subnet.empty()) {
+            // network_config.subnet: the node's address comes from this part of the network.
+            auto inner = ip_prefix::parse(config->subnet);
+            auto outer = ip_prefix::parse((*network)->cidr);
+            if (!inner || !outer || inner->length() < outer->length() || !outer->contains(inner->address()))
+                return json_error(403, "token_refused", "token: network_config.subnet " + config->subnet +
+                                                            " is not inside network '" + id + "' (" + (*network)->cidr + ")");
+            reg.subnet = inner->masked().to_string();
+        }
     } else if (!options.require_admission) {
         reg.approved = options.auto_approve;
     } else {
@@ -148,7 +157,10 @@ api_response api::register_node(const std::string& id, const api_request& reques
     if (!outcome) return json_error(500, "store_error", outcome.error_message());
     if (outcome->status == register_status::no_network) return json_error(404, "not_found", "no network '" + id + "'");
     if (outcome->status == register_status::network_full)
-        return json_error(409, "network_full", "network '" + id + "' has no free address left in " + (*network)->cidr);
+        return json_error(409, "network_full",
+                          reg.subnet.empty()
+                              ? "network '" + id + "' has no free address left in " + (*network)->cidr
+                              : "network '" + id + "' has no free address left in the token's subnet " + reg.subnet);
     const peer_record& peer = *outcome->peer;
 
     register_response response;

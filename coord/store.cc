@@ -47,6 +47,32 @@ result<host_range> ipv4_host_range(const std::string& cidr) {
     return range;
 }
 
+result<host_range> allocation_range(const std::string& network_cidr, const std::string& subnet) {
+    auto network = ipv4_host_range(network_cidr);
+    if (!network || subnet.empty()) {
+        return network;
+    }
+    auto outer = ip_prefix::parse(network_cidr);
+    auto inner = ip_prefix::parse(subnet);
+    if (!inner || !inner->address().is_v4()) {
+        return make_error("subnet '" + subnet + "' is not an IPv4 prefix");
+    }
+    if (inner->length() < outer->length() || !outer->contains(inner->address())) {
+        return make_error("subnet " + inner->masked().to_string() + " is not inside the network's CIDR " + network_cidr);
+    }
+    auto range = ipv4_host_range(inner->masked().to_string());
+    if (!range) {
+        return range;
+    }
+    // Never the network's own network or broadcast address (a subnet at either end of the CIDR).
+    range->first = std::max(range->first, network->first);
+    range->last = std::min(range->last, network->last);
+    if (range->first > range->last) {
+        return make_error("subnet " + inner->masked().to_string() + " has no address a node may use in " + network_cidr);
+    }
+    return range;
+}
+
 std::string derive_peer_id(const std::string& network_id, const node_key& key, unsigned attempt) {
     crypto_generichash_state state;
     uint8_t out[16];

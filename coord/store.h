@@ -80,6 +80,10 @@ struct registration {
     bool approved = true;      // for a new peer; an existing peer keeps its approval state
     std::string policy_json;
     uint64_t request_counter = 0; // see advance_request_counter; stored for a new peer
+    // A new peer's address comes from this IPv4 prefix inside the network's CIDR (a JWT's
+    // network_config.subnet) instead of the whole CIDR; "" = the whole CIDR. An existing peer
+    // keeps its address. A subnet outside the CIDR is an error; a full one is network_full.
+    std::string subnet;
 };
 
 enum class register_status : uint8_t { created, updated, no_network, network_full };

@@ -29,6 +29,9 @@ struct host_range {
     uint64_t size() const noexcept { return uint64_t{last} - first + 1; }
 };
 result<host_range> ipv4_host_range(const std::string& cidr);
+// Where a new peer's address may come from: the network's host range, or, for a registration
+// with a subnet, that subnet's host range (which must lie inside the network's CIDR).
+result<host_range> allocation_range(const std::string& network_cidr, const std::string& subnet);
 
 // "peer-" + 12 hex digits of BLAKE2b(network id, 0, key, attempt): stable for one (network, key);
 // `attempt` > 0 only when the id is already taken by another key (a 48-bit collision).

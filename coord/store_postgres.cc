@@ -128,9 +128,10 @@ const std::pair<const char*, const char*> statements[] = {
                        "FROM (SELECT online, endpoints FROM peers WHERE network_id = $1 AND public_key = $2 "
                        "FOR UPDATE) old WHERE p.network_id = $1 AND p.public_key = $2 "
                        "RETURNING old.online, old.endpoints <> p.endpoints"},
-    {"peer_lowest", "SELECT ipv4 FROM peers WHERE network_id = $1 ORDER BY ipv4 ASC LIMIT 1"},
-    {"peer_highest", "SELECT ipv4 FROM peers WHERE network_id = $1 ORDER BY ipv4 DESC LIMIT 1"},
-    {"peer_gap", "SELECT p.ipv4 + 1 FROM peers p WHERE p.network_id = $1 AND p.ipv4 < $2 AND NOT EXISTS "
+    {"peer_lowest", "SELECT ipv4 FROM peers WHERE network_id = $1 AND ipv4 BETWEEN $2 AND $3 ORDER BY ipv4 ASC LIMIT 1"},
+    {"peer_highest", "SELECT ipv4 FROM peers WHERE network_id = $1 AND ipv4 BETWEEN $2 AND $3 ORDER BY ipv4 DESC LIMIT 1"},
+    {"peer_count_in", "SELECT count(*) FROM peers WHERE network_id = $1 AND ipv4 BETWEEN $2 AND $3"},
+    {"peer_gap", "SELECT p.ipv4 + 1 FROM peers p WHERE p.network_id = $1 AND p.ipv4 >= $2 AND p.ipv4 < $3 AND NOT EXISTS "
                  "(SELECT 1 FROM peers q WHERE q.network_id = p.network_id AND q.ipv4 = p.ipv4 + 1) "
                  "ORDER BY p.ipv4 LIMIT 1"},
     {"stale_networks", "SELECT DISTINCT network_id FROM peers WHERE online AND last_heartbeat_ms < $1 "
@@ -504,10 +505,13 @@ private:
     std::optional<uint32_t> allocate(pqxx::work& tx, const std::string& network_id, const host_range& range,
                                      int64_t count) {
         std::optional<uint32_t> lowest, highest;
-        if (auto rows = tx.exec_prepared("peer_lowest", network_id); !rows.empty()) {
+        // Within the range: the network's whole host range, or a token's subnet of it.
+        const auto first = int64_t{range.first};
+        const auto last = int64_t{range.last};
+        if (auto rows = tx.exec_prepared("peer_lowest", network_id, first, last); !rows.empty()) {
             lowest = uint32_t(rows[0][0].as<int64_t>());
         }
-        if (auto rows = tx.exec_prepared("peer_highest", network_id); !rows.empty()) {
+        if (auto rows = tx.exec_prepared("peer_highest", network_id, first, last); !rows.empty()) {
             highest = uint32_t(rows[0][0].as<int64_t>());
         }
         auto hint = quick_allocation(range, count, lowest, highest);
@@ -517,7 +521,7 @@ private:
         if (hint.address) {
             return hint.address;
         }
-        if (auto rows = tx.exec_prepared("peer_gap", network_id, int64_t{range.last}); !rows.empty()) {
+        if (auto rows = tx.exec_prepared("peer_gap", network_id, first, last); !rows.empty()) {
             return uint32_t(rows[0][0].as<int64_t>());
         }
         return std::nullopt;
@@ -576,9 +580,13 @@ result<register_outcome> postgres_store::register_peer(const registration& r, in
             }
             return register_outcome{register_status::updated, find_peer(tx, r.network_id, r.public_key)};
         }
-        auto range = ipv4_host_range(cidr);
+        auto range = allocation_range(cidr, r.subnet);
         if (!range) {
             return make_error("network '" + r.network_id + "': " + range.error_message());
+        }
+        if (!r.subnet.empty()) {  // peer_count counts the whole network; this needs the subnet's
+            count = tx.exec_prepared("peer_count_in", r.network_id, int64_t{range->first}, int64_t{range->last})[0][0]
+                        .as<int64_t>();
         }
         auto address = allocate(tx, r.network_id, *range, count);
         if (!address) {

@@ -585,16 +585,17 @@ result<void> sqlite_store::init() {
 
 std::optional<uint32_t> sqlite_store::allocate(const std::string& network_id, const host_range& range,
                                                int64_t count) {
+    // Within the range: the network's whole host range, or a token's subnet of it.
     std::optional<uint32_t> lowest, highest;
     {
-        auto q = prepare("SELECT ipv4 FROM peers WHERE network_id = ? ORDER BY ipv4 ASC LIMIT 1");
-        if (q.bind(network_id).step()) {
+        auto q = prepare("SELECT ipv4 FROM peers WHERE network_id = ? AND ipv4 BETWEEN ? AND ? ORDER BY ipv4 ASC LIMIT 1");
+        if (q.bind(network_id).bind(int64_t{range.first}).bind(int64_t{range.last}).step()) {
             lowest = uint32_t(q.i64(0));
         }
     }
     {
-        auto q = prepare("SELECT ipv4 FROM peers WHERE network_id = ? ORDER BY ipv4 DESC LIMIT 1");
-        if (q.bind(network_id).step()) {
+        auto q = prepare("SELECT ipv4 FROM peers WHERE network_id = ? AND ipv4 BETWEEN ? AND ? ORDER BY ipv4 DESC LIMIT 1");
+        if (q.bind(network_id).bind(int64_t{range.first}).bind(int64_t{range.last}).step()) {
             highest = uint32_t(q.i64(0));
         }
     }
@@ -606,10 +607,10 @@ std::optional<uint32_t> sqlite_store::allocate(const std::string& network_id, co
         return hint.address;
     }
     // A gap left by a removed peer: the first taken address whose successor is free.
-    auto q = prepare("SELECT p.ipv4 + 1 FROM peers p WHERE p.network_id = ? AND p.ipv4 < ? AND NOT EXISTS "
-                     "(SELECT 1 FROM peers q WHERE q.network_id = p.network_id AND q.ipv4 = p.ipv4 + 1) "
+    auto q = prepare("SELECT p.ipv4 + 1 FROM peers p WHERE p.network_id = ? AND p.ipv4 >= ? AND p.ipv4 < ? AND "
+                     "NOT EXISTS (SELECT 1 FROM peers q WHERE q.network_id = p.network_id AND q.ipv4 = p.ipv4 + 1) "
                      "ORDER BY p.ipv4 LIMIT 1");
-    if (q.bind(network_id).bind(int64_t{range.last}).step()) {
+    if (q.bind(network_id).bind(int64_t{range.first}).bind(int64_t{range.last}).step()) {
         return uint32_t(q.i64(0));
     }
     return std::nullopt;
@@ -644,9 +645,14 @@ result<register_outcome> sqlite_store::register_peer(const registration& r, int6
             }
             return register_outcome{register_status::updated, find_peer(r.network_id, r.public_key)};
         }
-        auto range = ipv4_host_range(cidr);
+        auto range = allocation_range(cidr, r.subnet);
         if (!range) {
             return make_error("network '" + r.network_id + "': " + range.error_message());
+        }
+        if (!r.subnet.empty()) {  // peer_count counts the whole network; this needs the subnet's
+            auto q = prepare("SELECT count(*) FROM peers WHERE network_id = ? AND ipv4 BETWEEN ? AND ?");
+            q.bind(r.network_id).bind(int64_t{range->first}).bind(int64_t{range->last}).step();
+            count = q.i64(0);
         }
         auto address = allocate(r.network_id, *range, count);
         if (!address) {

@@ -290,6 +290,33 @@ TEST(MeshcoordApi, TokensWhitelistMaxPeersAndApproval) {
     EXPECT_EQ(pending.send(*server, "GET", "/api/v1/mesh/networks/jwt/peers").status, 200u);
 }
 
+// network_config.subnet: the node's address comes from that part of the network; a subnet outside
+// the network is refused, a full one is a 409 that names it.
+TEST(MeshcoordApi, TokenSubnetPlacesTheNode) {
+    auto server = start_or_fail();
+    ASSERT_TRUE(server);
+    const std::string secret = "an-hs256-secret-for-the-test-0123456789";
+    create_network(*server, "sub", {{"jwt", {{"hs256_secret", secret}}}}, "10.60.0.0/16");
+    const int64_t exp = coord::unix_ms() / 1000 + 3600;
+    auto token = [&](test_node& n, const std::string& subnet) {
+        return make_token(secret, {{"exp", exp}, {"network", "sub"}, {"sub", n.public_key_base64()},
+                                   {"network_config", {{"subnet", subnet}}}});
+    };
+    test_node a, b, c, d;
+    auto ra = register_with(a, *server, "sub", {{"token", token(a, "10.60.7.0/30")}});
+    ASSERT_EQ(ra.status, 201u) << ra.body;
+    EXPECT_EQ(parse(ra).value("assigned_ip", ""), "10.60.7.1");
+    auto rb = register_with(b, *server, "sub", {{"token", token(b, "10.60.7.0/30")}});
+    ASSERT_EQ(rb.status, 201u) << rb.body;
+    EXPECT_EQ(parse(rb).value("assigned_ip", ""), "10.60.7.2");
+    auto full = register_with(c, *server, "sub", {{"token", token(c, "10.60.7.0/30")}});
+    EXPECT_EQ(full.status, 409u) << full.body;
+    EXPECT_NE(error_message(full).find("subnet 10.60.7.0/30"), std::string::npos) << full.body;
+    auto outside = register_with(d, *server, "sub", {{"token", token(d, "10.61.0.0/24")}});
+    EXPECT_EQ(outside.status, 403u) << outside.body;
+    EXPECT_NE(error_message(outside).find("not inside network 'sub'"), std::string::npos) << outside.body;
+}
+
 TEST(MeshcoordApi, FullNetworkIsAClearError) {
     auto server = start_or_fail();
     ASSERT_TRUE(server);

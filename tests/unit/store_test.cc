@@ -216,6 +216,39 @@ TEST_P(StoreTest, FullNetworkIsAStatusNotAnError) {
     must_register(reg("p32", key_of(2)), register_status::network_full);
 }
 
+// A token's network_config.subnet: new peers get addresses from that part of the network only,
+// the subnet fills up on its own, and the rest of the network is unaffected.
+TEST_P(StoreTest, SubnetRegistrationsStayInTheirSubnet) {
+    make_network("n", "10.60.0.0/16");
+    auto in_subnet = [&](int k) {
+        auto r = reg("n", key_of(k));
+        r.subnet = "10.60.7.0/30";
+        return r;
+    };
+    EXPECT_EQ(must_register(reg("n", key_of(1))).ipv4, ipv4("10.60.0.1")); // no subnet: the lowest host
+    EXPECT_EQ(must_register(in_subnet(2)).ipv4, ipv4("10.60.7.1"));
+    EXPECT_EQ(must_register(in_subnet(3)).ipv4, ipv4("10.60.7.2"));
+    must_register(in_subnet(4), register_status::network_full);  // .0 and .3 are the subnet's ends
+    EXPECT_EQ(must_register(in_subnet(2), register_status::updated).ipv4, ipv4("10.60.7.1"));
+    EXPECT_EQ(must_register(reg("n", key_of(5))).ipv4, ipv4("10.60.0.2")); // the network goes on below
+    // A freed subnet address is handed out again, and only to the subnet.
+    ASSERT_TRUE(*s->remove_peer("n", key_of(2)));
+    EXPECT_EQ(must_register(in_subnet(6)).ipv4, ipv4("10.60.7.1"));
+    // A subnet at the top of the network never gets the network's broadcast address.
+    auto top = reg("n", key_of(7));
+    top.subnet = "10.60.255.254/31";
+    EXPECT_EQ(must_register(top).ipv4, ipv4("10.60.255.254"));
+    top = reg("n", key_of(8));
+    top.subnet = "10.60.255.254/31";
+    must_register(top, register_status::network_full);
+    // Outside the network: an error that says so.
+    auto outside = reg("n", key_of(9));
+    outside.subnet = "10.61.0.0/24";
+    auto refused = s->register_peer(outside, 1);
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error_message().find("not inside"), std::string::npos) << refused.error_message();
+}
+
 TEST_P(StoreTest, PendingPeersWaitForApproval) {
     make_network("n", "10.1.0.0/24");
     auto p = must_register(reg("n", key_of(7), false));

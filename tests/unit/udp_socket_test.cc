@@ -369,6 +369,18 @@ received receive_with_pktinfo(const udp_socket& s) {
     return r;
 }
 
+// Sends `data` from `from` to `to` until `rx` has something to read (at most 25 tries, 200 ms
+// apart): a new IPv6 address on lo may take a moment before it receives, even with nodad.
+void send_until_readable(const udp_socket& from, const endpoint& to, const std::string& data, const udp_socket& rx) {
+    for (int attempt = 0; attempt < 25; ++attempt) {
+        send_to(from.fd, to, data);
+        if (wait_readable(rx.fd, 200)) {
+            return;
+        }
+    }
+    ADD_FAILURE() << "nothing arrived at " << to.to_string() << " within 5 s";
+}
+
 // sendmsg from `source` (empty: the route's) to `to`; the errno, 0 when sent.
 int send_from(const udp_socket& s, const sockaddr* to, socklen_t to_len, const local_address& source) {
     char byte = 'r';
@@ -404,7 +416,7 @@ void check_reply_from_destination(bool dual_stack) {
     ASSERT_TRUE(netlink::add_address(lo, *ip_prefix::parse("192.0.2.2/32"), true).ok());
     udp_socket node = open_ok({.bind = dual_stack ? E("::") : E("0.0.0.0")});
     udp_socket peer = open_ok({.bind = E("192.0.2.1")});
-    send_to(peer.fd, E("192.0.2.2", node.port), "hello");
+    send_until_readable(peer, E("192.0.2.2", node.port), "hello", node);
     const received r = receive_with_pktinfo(node);
     EXPECT_EQ(r.data, "hello");
     ASSERT_FALSE(r.to.empty()) << "no pktinfo on the worker socket";
@@ -435,7 +447,7 @@ TEST(udp_socket, pktinfo_ipv6_destination) {
     ASSERT_TRUE(netlink::add_address(lo, *ip_prefix::parse("fd00:17::2/128"), true).ok());
     udp_socket node = open_ok({.bind = E("::")});
     udp_socket peer = open_ok({.bind = E("fd00:17::1")});
-    send_to(peer.fd, E("fd00:17::2", node.port), "v6");
+    send_until_readable(peer, E("fd00:17::2", node.port), "v6", node);
     const received r = receive_with_pktinfo(node);
     EXPECT_EQ(r.to.family, AF_INET6);
     EXPECT_EQ(r.to.to_string(), "fd00:17::2");

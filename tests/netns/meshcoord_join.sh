@@ -1,6 +1,7 @@
 #!/bin/bash
 # Three meshfwd nodes join one network, node1 and node2 by invite code, node3 with an HS256 node
-# token (JWT) whose network_config.mtu (1300) becomes its device's MTU; they reach each other;
+# token (JWT) whose network_config.mtu (1300) becomes its device's MTU and whose
+# network_config.subnet (10.100.42.0/28) holds its address; they reach each other;
 # meshcoord killed
 # with SIGKILL does not stop their traffic, and a node restarted while it is down comes back
 # with its cached addresses and peers.
@@ -76,7 +77,7 @@ secret = open(sys.argv[1]).read().strip().encode()
 b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
 body = b64(json.dumps({"exp": int(time.time()) + 3600, "network": "joinnet",
-                       "network_config": {"mtu": 1300}}).encode())
+                       "network_config": {"mtu": 1300, "subnet": "10.100.42.0/28"}}).encode())
 sig = b64(hmac.new(secret, (head + "." + body).encode(), hashlib.sha256).digest())
 print(head + "." + body + "." + sig)
 PY
@@ -105,6 +106,8 @@ token_mtu() { [[ $(mtu_of 3) == 1300 ]]; }
 wait_until 5 token_mtu || fail "node3's mesh0 MTU $(mtu_of 3), want the token's 1300"
 [[ $(mtu_of 1) != 1300 ]] || fail "node1 (invite, no token) got MTU 1300 too"
 echo "    node3's MTU from its token: $(mtu_of 3); node1: $(mtu_of 1)"
+[[ $(v4 3) == 10.100.42.1 ]] || fail "node3's address $(v4 3), want the first host of its token's subnet 10.100.42.0/28"
+[[ $(v4 1) == 10.100.0.* ]] || fail "node1's address $(v4 1) should come from the network's start"
 
 sources=$(jget "$(peers_json "$ns1")" "' '.join(sorted(p['source'] for p in d['peers']))")
 [[ $sources == "meshcoord meshcoord" ]] || fail "node1's peers' sources: '$sources', want both from meshcoord"

@@ -417,6 +417,7 @@ public:
             (void)_listener->wait_listening(std::chrono::seconds(5));
         }
     }
+    bool hears_other_connections() const noexcept override { return true; }
 
 private:
     static result<void> to_void(result<bool> r) {

@@ -4,15 +4,25 @@
 // to reach all of them, and meshcoord's memory per registered node (VmRSS).
 //
 //   build/bench/coord_load [--db sqlite|postgres] [--subscribers N] [--registrations N]
-//                          [--heartbeats N] [--threads T]
+//                          [--heartbeats N] [--threads T] [--inflight N] [--server-cpu C] [--client-cpu C]
+// Registrations come from T client threads; heartbeats from one client thread with N requests in
+// flight (default 256), each on a new connection.
+// --server-cpu pins meshcoord (default 0), --client-cpu pins this client (default: not pinned);
+// e.g. `--server-cpu 1 --client-cpu 0` for "meshcoord on one core" on a 2-core machine.
 // Prints one table row per measure. Not a test: numbers go in notes, never into pass/fail.
 #include <sched.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <utility> // before Boost 1.74's asio headers (std::exchange)
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <nlohmann/json.hpp>
 
@@ -20,7 +30,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -37,6 +49,7 @@ using namespace meshfwd::test;
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
+namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using clock_type = std::chrono::steady_clock;
 
@@ -47,6 +60,32 @@ long rss_kib(pid_t pid) {
         if (line.starts_with("VmRSS:")) return std::strtol(line.c_str() + 6, nullptr, 10);
     }
     return -1;
+}
+
+// Every thread of `pid` (sched_setaffinity on a pid moves only that one thread).
+bool pin_process(pid_t pid, const cpu_set_t& cpus) {
+    std::error_code ec;
+    bool any = false;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+        const pid_t tid = static_cast<pid_t>(std::strtol(task.path().filename().c_str(), nullptr, 10));
+        if (sched_setaffinity(tid, sizeof cpus, &cpus) != 0) return false;
+        any = true;
+    }
+    return any;
+}
+
+// CPU seconds (user + system) that `pid` has used so far.
+double cpu_seconds(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto close = text.rfind(')'); // the command name may hold spaces
+    if (close == std::string::npos) return 0;
+    std::istringstream fields(text.substr(close + 2));
+    std::string skip;
+    for (int i = 3; i < 14; ++i) fields >> skip; // state .. cmajflt
+    long utime = 0, stime = 0;
+    fields >> utime >> stime;
+    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 std::string register_body(test_node& node) {
@@ -60,6 +99,7 @@ std::string register_body(test_node& node) {
 int main(int argc, char** argv) {
     std::string db = "sqlite";
     int subscribers = 1000, registrations = 2000, heartbeats = 20000, threads = 32;
+    int server_cpu = 0, client_cpu = -1, inflight = 256;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string key = argv[i], value = argv[i + 1];
         if (key == "--db") db = value;
@@ -67,11 +107,15 @@ int main(int argc, char** argv) {
         else if (key == "--registrations") registrations = std::stoi(value);
         else if (key == "--heartbeats") heartbeats = std::stoi(value);
         else if (key == "--threads") threads = std::stoi(value);
+        else if (key == "--inflight") inflight = std::max(1, std::stoi(value));
+        else if (key == "--server-cpu") server_cpu = std::stoi(value);
+        else if (key == "--client-cpu") client_cpu = std::stoi(value);
         else {
             std::fprintf(stderr, "coord_load: unknown option %s\n", key.c_str());
             return 2;
         }
     }
+    std::setvbuf(stdout, nullptr, _IOLBF, 0); // rows appear as they are measured
     if (!crypto::crypto_init()) return 1;
     rlimit files{};
     getrlimit(RLIMIT_NOFILE, &files);
@@ -96,11 +140,23 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "coord_load: %s\n", server.error_message().c_str());
         return 1;
     }
-    // meshcoord on CPU 0, this client elsewhere when there is an elsewhere.
+    // meshcoord on one CPU; this client on another when asked (its threads inherit it).
     cpu_set_t one;
     CPU_ZERO(&one);
-    CPU_SET(0, &one);
-    sched_setaffinity((*server)->pid(), sizeof one, &one);
+    CPU_SET(server_cpu, &one);
+    if (!pin_process((*server)->pid(), one)) {
+        std::fprintf(stderr, "coord_load: cannot pin meshcoord to CPU %d\n", server_cpu);
+        return 1;
+    }
+    std::fprintf(stderr, "coord_load: meshcoord pid %d\n", static_cast<int>((*server)->pid()));
+    if (client_cpu >= 0) {
+        CPU_ZERO(&one);
+        CPU_SET(client_cpu, &one);
+        if (sched_setaffinity(0, sizeof one, &one) != 0) {
+            std::fprintf(stderr, "coord_load: cannot pin the client to CPU %d\n", client_cpu);
+            return 1;
+        }
+    }
     auto& coord = **server;
     coord.admin("POST", "/api/v1/mesh/networks",
                 R"({"id":"load","name":"load","cidr":"10.0.0.0/8","options":{"require_admission":false}})");
@@ -112,6 +168,7 @@ int main(int argc, char** argv) {
     for (auto& n : nodes) n = std::make_unique<test_node>();
     std::atomic<int> next{0}, failed{0};
     std::atomic<int64_t> newest{0}; // the newest event version a registration answered with
+    const double cpu_before_reg = cpu_seconds(coord.pid());
     auto start = clock_type::now();
     {
         std::vector<std::thread> pool;
@@ -134,30 +191,64 @@ int main(int argc, char** argv) {
     double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
     std::printf("| | registrations/s (%zu, %d threads, %d failed) | %.0f |\n", nodes.size(), threads, failed.load(),
                 nodes.size() / seconds);
+    std::printf("| | meshcoord CPU per registration | %.0f us |\n",
+                (cpu_seconds(coord.pid()) - cpu_before_reg) * 1e6 / static_cast<double>(nodes.size()));
     const long rss_full = rss_kib(coord.pid());
     std::printf("| | meshcoord memory per registered node (VmRSS) | %.0f bytes |\n",
                 (rss_full - rss_empty) * 1024.0 / static_cast<double>(nodes.size()));
 
-    // Heartbeats.
-    next = 0;
-    failed = 0;
+    // Heartbeats: one client thread, `inflight` requests at once, each on its own connection (as
+    // nodes send them: one request per connection). A lane beats for its own nodes in turn, so a
+    // node never has two requests in flight and its counters arrive in order.
+    inflight = std::min<int>(inflight, static_cast<int>(nodes.size()));
+    int beats_failed = 0;
+    int beats_sent = 0;
+    const double cpu_before = cpu_seconds(coord.pid());
+    const double client_cpu_before = cpu_seconds(::getpid());
     start = clock_type::now();
     {
-        std::vector<std::thread> pool;
-        for (int t = 0; t < threads; ++t) {
-            pool.emplace_back([&, t] {
-                for (int i; (i = next++) < heartbeats;) {
-                    // Each thread beats for its own nodes, so a node's counters stay in order.
-                    auto& node = *nodes[static_cast<std::size_t>((i % (static_cast<int>(nodes.size()) / threads)) * threads + t)];
-                    if (node.send(coord, "POST", "/api/v1/mesh/networks/load/heartbeat", "{}").status != 200) ++failed;
-                }
-            });
-        }
-        for (auto& th : pool) th.join();
+        asio::io_context io;
+        const std::string target = "/api/v1/mesh/networks/load/heartbeat";
+        const tcp::endpoint server_at(asio::ip::make_address("127.0.0.1"), coord.port());
+        auto lane = [&](int first) -> asio::awaitable<void> {
+            const std::size_t step = static_cast<std::size_t>(inflight);
+            const std::size_t mine = (nodes.size() - static_cast<std::size_t>(first) + step - 1) / step;
+            for (std::size_t k = 0; beats_sent < heartbeats; ++k) {
+                ++beats_sent;
+                auto& node = *nodes[static_cast<std::size_t>(first) + (k % mine) * step];
+                http::request<http::string_body> req{http::verb::post, target, 11};
+                req.set(http::field::host, "127.0.0.1");
+                for (const auto& [name, value] : node.sign(coord, "POST", target, "{}")) req.set(name, value);
+                req.set(http::field::content_type, "application/json");
+                req.body() = "{}";
+                req.prepare_payload();
+                beast::tcp_stream stream(io);
+                stream.expires_after(std::chrono::seconds(30));
+                beast::error_code ec;
+                co_await stream.async_connect(server_at, asio::redirect_error(asio::use_awaitable, ec));
+                if (!ec) co_await http::async_write(stream, req, asio::redirect_error(asio::use_awaitable, ec));
+                beast::flat_buffer buffer;
+                http::response<http::string_body> res;
+                if (!ec) co_await http::async_read(stream, buffer, res, asio::redirect_error(asio::use_awaitable, ec));
+                if (ec || res.result_int() != 200) ++beats_failed;
+                stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+            }
+        };
+        for (int l = 0; l < inflight; ++l) asio::co_spawn(io, lane(l), asio::detached);
+        io.run();
     }
     seconds = std::chrono::duration<double>(clock_type::now() - start).count();
-    std::printf("| | heartbeats/s (%d, %d threads, %d failed) | %.0f |\n", heartbeats, threads, failed.load(),
-                heartbeats / seconds);
+    std::printf("| | heartbeats/s (%d, %d in flight, one connection each, %d failed) | %.0f |\n", beats_sent,
+                inflight, beats_failed, beats_sent / seconds);
+    // CPU per heartbeat is what a shared machine's noise disturbs least: 1e6 / it is the rate one
+    // core could sustain if meshcoord had it alone.
+    const double beat_cpu_us = (cpu_seconds(coord.pid()) - cpu_before) * 1e6 / beats_sent;
+    std::printf("| | meshcoord CPU per heartbeat | %.0f us (%.0f/s per core) |\n", beat_cpu_us, 1e6 / beat_cpu_us);
+    std::printf("| | client CPU per heartbeat (%.0f%% of one core) | %.0f us |\n",
+                (cpu_seconds(::getpid()) - client_cpu_before) * 100 / seconds,
+                (cpu_seconds(::getpid()) - client_cpu_before) * 1e6 / beats_sent);
+
+    if (subscribers == 0) return beats_failed == 0 && failed == 0 ? 0 : 1;
 
     // Fan-out: `subscribers` WebSocket subscriptions, then one node's change.
     asio::io_context io;

@@ -28,8 +28,8 @@ api_response json_error(unsigned status, std::string_view code, std::string_view
 
 api::api(asio::io_context& io, store& db, event_hub& hub, heartbeat_batcher& beats, api_options options,
          const server_identity& identity)
-    : _io(io), _db(db), _hub(hub), _beats(beats), _options(std::move(options)) {
-    std::copy_n(identity.x25519_secret.begin(), 32, _server_secret.data());
+    : _io(io), _db(db), _hub(hub), _beats(beats), _options(std::move(options)),
+      _request_keys(crypto::secret32(std::span<const uint8_t, 32>(identity.x25519_secret.data(), 32))) {
     std::copy_n(identity.x25519_public.begin(), 32, _server_public.begin());
 }
 

@@ -29,6 +29,7 @@
 
 #include "coord/event_hub.h"
 #include "coord/heartbeat_batcher.h"
+#include "coord/request_auth.h"
 #include "coord/protocol.h"
 #include "coord/store.h"
 #include "crypto/secret.h"
@@ -118,8 +119,8 @@ private:
     event_hub& _hub;
     heartbeat_batcher& _beats;
     api_options _options;
-    crypto::secret32 _server_secret;
     node_key _server_public{};
+    request_key_cache _request_keys; // holds the server's X25519 secret
     std::unordered_map<std::string, uint64_t> _last_counter; // by network + key: fast replay check
 };
 

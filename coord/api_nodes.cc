@@ -41,7 +41,7 @@ api::authenticated api::authenticate_node(const api_request& request) {
                                  "unsigned request: X-Meshfwd-Node, X-Meshfwd-Counter and X-Meshfwd-Auth are required");
         return out;
     }
-    auto verified = verify_request(_server_secret, node, counter, mac, request.method, request.target, request.body);
+    auto verified = _request_keys.verify(node, counter, mac, request.method, request.target, request.body);
     if (!verified) {
         out.refusal = json_error(401, "unauthorized", "request signature: " + verified.error_message());
         return out;

@@ -4,6 +4,7 @@
 #include <sodium.h>
 
 #include <array>
+#include <algorithm>
 #include <charconv>
 
 #include "coord/protocol.h"
@@ -96,10 +97,17 @@ signed_headers sign_request(const secret32& key, const node_key& node, std::stri
     return signed_headers{key_text(node), std::to_string(counter), base64(mac)};
 }
 
-result<verified_request> verify_request(const secret32& server_secret, std::string_view node_header,
-                                        std::string_view counter_header, std::string_view mac_header,
-                                        std::string_view method, std::string_view target,
-                                        std::string_view body) {
+namespace {
+
+struct signed_fields {
+    node_key node{};
+    uint64_t counter = 0;
+    node_key mac{};
+};
+
+// Everything verify checks before the MAC: the headers' forms, the method and the target.
+result<signed_fields> parse_signed(std::string_view node_header, std::string_view counter_header,
+                                   std::string_view mac_header, std::string_view method, std::string_view target) {
     if (node_header.empty()) {
         return make_error(std::string(header_node) + ": missing");
     }
@@ -131,17 +139,101 @@ result<verified_request> verify_request(const secret32& server_secret, std::stri
     if (!valid_target(target)) {
         return make_error("request target: not a printable origin-form path");
     }
-    auto key = request_key(server_secret, *node);
+    return signed_fields{*node, counter, *mac};
+}
+
+bool mac_matches(const secret32& key, const signed_fields& fields, std::string_view method, std::string_view target,
+                 std::string_view body) {
+    const auto expected = mac_of(key, canonical_request(method, target, fields.node, fields.counter, body));
+    return sodium_memcmp(expected.data(), fields.mac.data(), expected.size()) == 0;
+}
+
+error mac_mismatch() {
+    return make_error(std::string(header_mac) +
+                      ": signature does not match (not signed with this node's key, or the method, "
+                      "target, counter or body differ from what was signed)");
+}
+
+// One random SipHash key per process: node keys are chosen by clients, so the cache's buckets
+// must not be predictable.
+const std::array<uint8_t, crypto_shorthash_KEYBYTES>& hash_key() {
+    static const auto key = [] {
+        std::array<uint8_t, crypto_shorthash_KEYBYTES> k{};
+        randombytes_buf(k.data(), k.size());
+        return k;
+    }();
+    return key;
+}
+
+} // namespace
+
+result<verified_request> verify_request(const secret32& server_secret, std::string_view node_header,
+                                        std::string_view counter_header, std::string_view mac_header,
+                                        std::string_view method, std::string_view target,
+                                        std::string_view body) {
+    auto fields = parse_signed(node_header, counter_header, mac_header, method, target);
+    if (!fields) {
+        return make_error(fields.error_message());
+    }
+    auto key = request_key(server_secret, fields->node);
     if (!key) {
         return make_error(std::string(header_node) + ": " + key.error_message());
     }
-    const auto expected = mac_of(*key, canonical_request(method, target, *node, counter, body));
-    if (sodium_memcmp(expected.data(), mac->data(), expected.size()) != 0) {
-        return make_error(std::string(header_mac) +
-                          ": signature does not match (not signed with this node's key, or the method, "
-                          "target, counter or body differ from what was signed)");
+    if (!mac_matches(*key, *fields, method, target, body)) {
+        return mac_mismatch();
     }
-    return verified_request{*node, counter};
+    return verified_request{fields->node, fields->counter};
+}
+
+std::size_t request_key_cache::key_hash::operator()(const node_key& k) const noexcept {
+    uint64_t h = 0;
+    crypto_shorthash(reinterpret_cast<unsigned char*>(&h), k.data(), k.size(), hash_key().data());
+    return static_cast<std::size_t>(h);
+}
+
+request_key_cache::request_key_cache(const secret32& server_secret, std::size_t capacity)
+    : _server_secret(server_secret.clone()), _half(std::max<std::size_t>(1, capacity / 2)) {}
+
+result<verified_request> request_key_cache::verify(std::string_view node_header, std::string_view counter_header,
+                                                   std::string_view mac_header, std::string_view method,
+                                                   std::string_view target, std::string_view body) {
+    auto fields = parse_signed(node_header, counter_header, mac_header, method, target);
+    if (!fields) {
+        return make_error(fields.error_message());
+    }
+    if (auto it = _current.find(fields->node); it != _current.end()) {
+        ++_hits;
+        if (!mac_matches(it->second, *fields, method, target, body)) {
+            return mac_mismatch();
+        }
+        return verified_request{fields->node, fields->counter};
+    }
+    if (auto it = _previous.find(fields->node); it != _previous.end()) {
+        ++_hits;
+        if (!mac_matches(it->second, *fields, method, target, body)) {
+            return mac_mismatch();
+        }
+        auto entry = _previous.extract(it); // in use: into the newer generation
+        insert(fields->node, std::move(entry.mapped()));
+        return verified_request{fields->node, fields->counter};
+    }
+    auto key = request_key(_server_secret, fields->node);
+    if (!key) {
+        return make_error(std::string(header_node) + ": " + key.error_message());
+    }
+    if (!mac_matches(*key, *fields, method, target, body)) {
+        return mac_mismatch();
+    }
+    insert(fields->node, std::move(*key));
+    return verified_request{fields->node, fields->counter};
+}
+
+void request_key_cache::insert(const node_key& node, secret32 key) {
+    if (_current.size() >= _half) {
+        _previous = std::move(_current); // the old generation's keys are wiped as they go
+        _current = map{};
+    }
+    _current.insert_or_assign(node, std::move(key));
 }
 
 } // namespace meshfwd::coord

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "coord/store.h"
 #include "crypto/secret.h"
@@ -55,5 +56,37 @@ result<verified_request> verify_request(const crypto::secret32& server_secret, s
                                         std::string_view counter_header, std::string_view mac_header,
                                         std::string_view method, std::string_view target,
                                         std::string_view body);
+
+// The server's request keys by node key, so that a node's requests after its first cost no X25519
+// (the scalar multiplication was a fifth of a heartbeat's CPU). The key depends only on the
+// server's secret, fixed for the cache's life, and the node's public key, so an entry never goes
+// stale; it is added only once a request verified with it (a flood of unsigned or forged
+// requests cannot fill it), and the cache holds at most `capacity` keys: two generations, the
+// older dropped whole when the newer fills half the capacity, so a key in use stays (it moves to
+// the newer one on a hit) and memory is bounded. Keys are wiped when dropped (secret32).
+// Threads: one at a time (meshcoord's server thread).
+class request_key_cache {
+public:
+    request_key_cache(const crypto::secret32& server_secret, std::size_t capacity = 65536);
+    // As verify_request above, with the cached key when there is one.
+    result<verified_request> verify(std::string_view node_header, std::string_view counter_header,
+                                    std::string_view mac_header, std::string_view method, std::string_view target,
+                                    std::string_view body);
+    std::size_t size() const noexcept { return _current.size() + _previous.size(); }
+    uint64_t hits() const noexcept { return _hits; }
+
+private:
+    struct key_hash {
+        std::size_t operator()(const node_key& k) const noexcept;
+    };
+    using map = std::unordered_map<node_key, crypto::secret32, key_hash>;
+    void insert(const node_key& node, crypto::secret32 key);
+
+    crypto::secret32 _server_secret;
+    std::size_t _half;
+    map _current;
+    map _previous;
+    uint64_t _hits = 0;
+};
 
 } // namespace meshfwd::coord

@@ -163,6 +163,10 @@ public:
 
     // Called with (network_id, version) after a change commits, whichever replica made it.
     virtual void set_change_listener(std::function<void(const std::string&, int64_t)> listener) = 0;
+    // True when one store's listener hears the changes made through every other store object on
+    // the database (PostgreSQL NOTIFY); false when each store reports only its own (SQLite), so
+    // a second store in one process (meshcoord's heartbeat writer) needs a listener of its own.
+    virtual bool hears_other_connections() const noexcept = 0;
 };
 
 // "sqlite:PATH" or "postgresql://..." / "postgres://..." (libpq connection URI). Errors name the

@@ -241,7 +241,7 @@ public:
     }
 
     result<std::vector<network_record>> list_networks() override {
-        return write<std::vector<network_record>>([&](pqxx::work& tx) -> result<std::vector<network_record>> {
+        return read<std::vector<network_record>>([&](pqxx::transaction_base& tx) -> result<std::vector<network_record>> {
             std::vector<network_record> out;
             for (const auto& row : tx.exec_prepared("network_list")) {
                 out.push_back(read_network(row));
@@ -251,7 +251,7 @@ public:
     }
 
     result<std::optional<network_record>> get_network(const std::string& id) override {
-        return write<std::optional<network_record>>([&](pqxx::work& tx) -> result<std::optional<network_record>> {
+        return read<std::optional<network_record>>([&](pqxx::transaction_base& tx) -> result<std::optional<network_record>> {
             auto rows = tx.exec_prepared("network_get", id);
             if (rows.empty()) {
                 return std::optional<network_record>{};
@@ -269,13 +269,13 @@ public:
     result<register_outcome> register_peer(const registration& r, int64_t now_ms) override;
 
     result<std::optional<peer_record>> get_peer(const std::string& network_id, const node_key& key) override {
-        return write<std::optional<peer_record>>([&](pqxx::work& tx) -> result<std::optional<peer_record>> {
+        return read<std::optional<peer_record>>([&](pqxx::transaction_base& tx) -> result<std::optional<peer_record>> {
             return find_peer(tx, network_id, key);
         });
     }
 
     result<std::optional<peer_record>> get_peer_by_id(const std::string& peer_id) override {
-        return write<std::optional<peer_record>>([&](pqxx::work& tx) -> result<std::optional<peer_record>> {
+        return read<std::optional<peer_record>>([&](pqxx::transaction_base& tx) -> result<std::optional<peer_record>> {
             auto rows = tx.exec_prepared("peer_by_id", peer_id);
             if (rows.empty()) {
                 return std::optional<peer_record>{};
@@ -285,7 +285,7 @@ public:
     }
 
     result<std::vector<peer_record>> list_peers(const std::string& network_id) override {
-        return write<std::vector<peer_record>>([&](pqxx::work& tx) -> result<std::vector<peer_record>> {
+        return read<std::vector<peer_record>>([&](pqxx::transaction_base& tx) -> result<std::vector<peer_record>> {
             std::vector<peer_record> out;
             for (const auto& row : tx.exec_prepared("peer_list", network_id)) {
                 out.push_back(read_peer(row));
@@ -379,7 +379,7 @@ public:
     }
 
     result<int64_t> current_version(const std::string& network_id) override {
-        return write<int64_t>([&](pqxx::work& tx) -> result<int64_t> {
+        return read<int64_t>([&](pqxx::transaction_base& tx) -> result<int64_t> {
             auto rows = tx.exec_prepared("network_state", network_id);
             if (rows.empty()) {
                 return make_error("no network '" + network_id + "'");
@@ -418,6 +418,7 @@ public:
             (void)_listener->wait_listening(std::chrono::seconds(5));
         }
     }
+    bool hears_other_connections() const noexcept override { return true; }
 
 private:
     static result<void> to_void(result<bool> r) {
@@ -425,6 +426,31 @@ private:
             return make_error(r.error_message());
         }
         return {};
+    }
+
+    // Runs a read of one statement without an explicit transaction (autocommit: the statement is
+    // its own snapshot), which saves the BEGIN and COMMIT round trips of write(): meshcoord's
+    // thread waits for each one (a registration's get_network and get_peer cost 3 each before).
+    // Retries a lost connection like write().
+    template <typename T, typename F>
+    result<T> read(F&& body) {
+        std::string last;
+        for (int attempt = 1; attempt <= max_attempts; ++attempt) {
+            try {
+                if (!_conn || !_conn->is_open()) {
+                    _conn = connect(_url);
+                }
+                pqxx::nontransaction tx(*_conn);
+                return body(tx);
+            } catch (const pqxx::broken_connection& e) {
+                last = e.what();
+                _conn.reset();
+            } catch (const std::exception& e) {
+                return make_error(std::string{"PostgreSQL: "} + e.what());
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(200 * attempt));
+        }
+        return make_error("PostgreSQL: gave up after " + std::to_string(max_attempts) + " attempts: " + last);
     }
 
     // Runs body in one transaction and commits it with its NOTIFYs; retries serialization
@@ -485,7 +511,7 @@ private:
         return true;
     }
 
-    std::optional<peer_record> find_peer(pqxx::work& tx, const std::string& network_id, const node_key& key) {
+    std::optional<peer_record> find_peer(pqxx::transaction_base& tx, const std::string& network_id, const node_key& key) {
         auto rows = tx.exec_prepared("peer_get", network_id, bytes(key));
         if (rows.empty()) {
             return std::nullopt;

@@ -411,6 +411,7 @@ public:
     void set_change_listener(std::function<void(const std::string&, int64_t)> listener) override {
         _listener = std::move(listener);
     }
+    bool hears_other_connections() const noexcept override { return false; }
 
 private:
     query prepare(const std::string& sql) {

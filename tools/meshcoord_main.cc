@@ -1,7 +1,8 @@
 // meshcoord: the coordination service. Parses the command line and meshcoord.yaml, opens the
 // store, and runs the HTTP/WebSocket API, the offline sweeper and the STUN responder on one
-// io_context thread (the main thread). The store's change listener may fire on its own thread
-// (PostgreSQL) and only posts to the io_context.
+// io_context thread (the main thread); heartbeat batches commit on the batcher's writer thread
+// through a second store object. The store's change listener may fire on its own thread
+// (PostgreSQL) or the writer thread (SQLite) and only posts to the io_context.
 //
 // Exit codes: 0 clean stop (SIGINT/SIGTERM), 1 cannot start (bad config, store, address),
 // 2 usage error.
@@ -151,16 +152,22 @@ int main(int argc, char** argv) {
 
     asio::io_context io(1);
     coord::event_hub hub(**store);
-    coord::heartbeat_batcher beats(io, **store);
+    // Heartbeats commit on a thread of their own, through a connection of their own, so that a
+    // batch's fsync never stalls the server thread.
+    auto beat_store = coord::open_store(config.db);
+    if (!beat_store) return fail("db " + config.db + " (heartbeat writer): " + beat_store.error_message());
+    coord::heartbeat_batcher beats(io, **beat_store);
     coord::api_options api_options;
     api_options.admin_token = *token;
     api_options.public_urls = config.public_urls;
     api_options.legacy_network = config.legacy_network;
     api_options.offline_after = config.offline_after;
     coord::api handler(io, **store, hub, beats, api_options, *identity);
-    (*store)->set_change_listener([&io, &hub](const std::string& network, int64_t version) {
+    auto on_change = [&io, &hub](const std::string& network, int64_t version) {
         asio::post(io, [&hub, network, version] { hub.on_change(network, version); });
-    });
+    };
+    (*store)->set_change_listener(on_change);
+    if (!(*store)->hears_other_connections()) (*beat_store)->set_change_listener(on_change);
 
     coord::http_server_options http_options;
     http_options.listen = config.listen;

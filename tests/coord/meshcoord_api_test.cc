@@ -476,6 +476,36 @@ TEST_P(MeshcoordBackends, EventsReachSubscribersAsDeltas) {
     EXPECT_TRUE(left);
 }
 
+// Heartbeats commit through the batcher's own store connection: the change they make must still
+// reach subscribers (SQLite: that store's own listener; PostgreSQL: its NOTIFY, heard by the main
+// store's LISTEN thread), and a replayed heartbeat is still refused once its first copy is stored.
+TEST_P(MeshcoordBackends, HeartbeatChangesReachSubscribers) {
+    auto server = start_or_fail(_db);
+    ASSERT_TRUE(server);
+    create_network(*server, "hb", {{"require_admission", false}});
+    test_node a, b;
+    ASSERT_EQ(register_with(a, *server, "hb").status, 201u);
+    ASSERT_EQ(register_with(b, *server, "hb").status, 201u);
+    auto stream = event_stream::open(*server, "hb", &a, 0);
+    ASSERT_TRUE(stream) << stream.error_message();
+    ASSERT_TRUE((*stream)->next(3000)); // the snapshot
+    const std::string target = "/api/v1/mesh/networks/hb/heartbeat";
+    const std::string body = R"({"endpoints":["198.51.100.7:51820"]})";
+    const auto headers = b.sign(*server, "POST", target, body);
+    ASSERT_EQ(server->request("POST", target, body, headers).status, 200u);
+    bool changed = false;
+    for (int i = 0; i < 5 && !changed; ++i) {
+        auto next = (*stream)->next(1000);
+        if (!next) continue;
+        const json m = json::parse(*next);
+        changed = m.value("kind", "") == "changed" && m.value("public_key", "") == b.public_key_base64() &&
+                  m.contains("peer") && m["peer"].value("endpoints", json::array()).dump().find("198.51.100.7:51820") !=
+                                            std::string::npos;
+    }
+    EXPECT_TRUE(changed) << "b's new endpoint did not reach a within 5 s";
+    EXPECT_EQ(server->request("POST", target, body, headers).status, 401u);
+}
+
 TEST_P(MeshcoordBackends, ConcurrentRegistrationsGetDistinctAddresses) {
     auto server = start_or_fail(_db);
     ASSERT_TRUE(server);

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <stdexcept>
 #include <fstream>
 #include <thread>
 
@@ -52,7 +53,9 @@ result<std::unique_ptr<meshcoord_process>> meshcoord_process::start(const std::s
     }
     ::chmod(token_file.c_str(), 0600);
     const std::string ready = process->_dir + "/ready";
-    std::vector<std::string> args{MESHCOORD_BIN,
+    // MESHCOORD_BIN in the environment runs another build (bench/coord_load compares builds).
+    const char* binary = std::getenv("MESHCOORD_BIN");
+    std::vector<std::string> args{binary && *binary ? binary : MESHCOORD_BIN,
                                   "--listen", "127.0.0.1:0",
                                   "--stun-listen", "127.0.0.1:0",
                                   "--db", db.empty() ? "sqlite:" + process->_dir + "/meshcoord.db" : db,
@@ -164,7 +167,14 @@ std::string test_node::public_key_base64() const { return crypto::key_to_base64(
 
 std::map<std::string, std::string> test_node::sign(const meshcoord_process& server, const std::string& method,
                                                    const std::string& target, const std::string& body) {
-    auto key = coord::request_key(_secret, server.server_key());
+    // The key is cached per server key, as meshfwd's coord session does: one X25519 per server.
+    if (!_request_key || _request_key_server != server.server_key()) {
+        auto key = coord::request_key(_secret, server.server_key());
+        if (!key) throw std::runtime_error("request_key: " + key.error_message());
+        _request_key = std::move(*key);
+        _request_key_server = server.server_key();
+    }
+    const auto& key = _request_key;
     _counter = std::max<uint64_t>(static_cast<uint64_t>(coord::unix_us()), _counter + 1);
     auto headers = coord::sign_request(*key, _public, method, target, _counter, body);
     return {{std::string(coord::header_node), headers.node},

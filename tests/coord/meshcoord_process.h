@@ -1,4 +1,5 @@
-// Test support: a real meshcoord process on 127.0.0.1 (port 0, learnt from --ready-file) with an
+// Test support: a real meshcoord process on 127.0.0.1 (port 0, learnt from --ready-file; the
+// binary is the build's, or $MESHCOORD_BIN when set: bench/coord_load compares builds) with an
 // SQLite or PostgreSQL store, and a small synchronous HTTP/WebSocket client that signs requests as
 // a node would. The process is stopped (SIGTERM, then SIGKILL) and its directory removed when the
 // object goes away. Test thread only.
@@ -10,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +71,8 @@ private:
     crypto::secret32 _secret;
     coord::node_key _public{};
     uint64_t _counter = 0;
+    std::optional<crypto::secret32> _request_key;
+    coord::node_key _request_key_server{};
 };
 
 // A WebSocket subscription to a network's events as `node`, or as the admin when node is null.

@@ -1,6 +1,7 @@
 // Unit tests for coord/request_auth: a request signed on the node side verifies on the server
 // side; another node's key, any changed part (method, target, body, counter) and malformed or
-// missing headers are refused, each class with its own message. Test thread only.
+// missing headers are refused, each class with its own message; the server's key cache refuses
+// the same. Test thread only.
 #include "coord/request_auth.h"
 
 #include <gtest/gtest.h>
@@ -116,6 +117,60 @@ TEST_F(request_auth_test, canonical_string_layout) {
     const std::string c = canonical_request("GET", "/peers?peer_id=x", node.pub, 42, "");
     EXPECT_EQ(c, "meshfwd coord request v1\nGET\n/peers?peer_id=x\n" + key_text(node.pub) +
                      "\n42\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+// The server's key cache answers exactly as verify_request: a cached key changes nothing about
+// what is refused (another node's signature, a changed part, a low-order key), a forged request
+// never enters the cache, and the cache stays within its capacity while keys in use survive.
+TEST_F(request_auth_test, key_cache_verifies_and_refuses_as_verify_request) {
+    request_key_cache cache(server.secret, 4);
+    const std::string target = "/api/v1/mesh/networks/home/heartbeat";
+    auto check = [&](const signed_headers& h, std::string_view method = "POST", std::string_view b = {}) {
+        return cache.verify(h.node, h.counter, h.mac, method, target, b.data() ? b : std::string_view(body));
+    };
+    // A forgery (other's signature claiming node's key) before node was ever seen: refused, and
+    // not cached.
+    auto forged = sign(other);
+    forged.node = key_text(node.pub);
+    ASSERT_FALSE(check(forged).ok());
+    EXPECT_EQ(cache.size(), 0U);
+    // The genuine request verifies and caches node's key; the next ones hit the cache.
+    const auto first = sign(node, 1700000000000000);
+    auto v = check(first);
+    ASSERT_TRUE(v.ok()) << v.error_message();
+    EXPECT_EQ(v->node, node.pub);
+    EXPECT_EQ(cache.size(), 1U);
+    const auto second = sign(node, 1700000000000001);
+    ASSERT_TRUE(check(second).ok());
+    EXPECT_EQ(cache.hits(), 1U);
+    // With node's key cached: the forgery, a changed method, body or counter are still refused.
+    auto f = check(forged);
+    ASSERT_FALSE(f.ok());
+    EXPECT_NE(f.error_message().find("signature does not match"), std::string::npos) << f.error_message();
+    EXPECT_FALSE(check(second, "PUT").ok());
+    EXPECT_FALSE(check(second, "POST", "{}").ok());
+    auto changed_counter = second;
+    changed_counter.counter = "1700000000000002";
+    EXPECT_FALSE(check(changed_counter).ok());
+    // A low-order key is refused whatever the cache holds.
+    auto low = second;
+    low.node = key_text(node_key{});
+    auto l = check(low);
+    ASSERT_FALSE(l.ok());
+    EXPECT_NE(l.error_message().find("low-order"), std::string::npos) << l.error_message();
+    // Bounded: many other keys never grow it past its capacity, and a key kept in use stays.
+    uint64_t counter = 1700000000000010;
+    for (int i = 0; i < 20; ++i) {
+        party someone;
+        auto key = request_key(someone.secret, server.pub);
+        ASSERT_TRUE(key.ok());
+        const auto h = sign_request(*key, someone.pub, "POST", target, counter++, body);
+        ASSERT_TRUE(check(h).ok());
+        EXPECT_LE(cache.size(), 4U);
+        const uint64_t hits = cache.hits();
+        ASSERT_TRUE(check(sign(node, counter++)).ok());
+        EXPECT_EQ(cache.hits(), hits + 1) << "node's key, used every round, was dropped at round " << i;
+    }
 }
 
 } // namespace

@@ -432,15 +432,20 @@ private:
     // its own snapshot), which saves the BEGIN and COMMIT round trips of write(): meshcoord's
     // thread waits for each one (a registration's get_network and get_peer cost 3 each before).
     // Retries a lost connection like write().
+    // The open connection, reconnecting first when the last one was lost.
+    pqxx::connection& connection() {
+        if (!_conn || !_conn->is_open()) {
+            _conn = connect(_url);
+        }
+        return *_conn;
+    }
+
     template <typename T, typename F>
     result<T> read(F&& body) {
         std::string last;
         for (int attempt = 1; attempt <= max_attempts; ++attempt) {
             try {
-                if (!_conn || !_conn->is_open()) {
-                    _conn = connect(_url);
-                }
-                pqxx::nontransaction tx(*_conn);
+                pqxx::nontransaction tx(connection());
                 return body(tx);
             } catch (const pqxx::broken_connection& e) {
                 last = e.what();
@@ -462,10 +467,7 @@ private:
             _touched.clear();
             _locked.clear();
             try {
-                if (!_conn || !_conn->is_open()) {
-                    _conn = connect(_url);
-                }
-                pqxx::work tx(*_conn);
+                pqxx::work tx(connection());
                 result<T> r = body(tx);
                 if (!r) {
                     tx.abort();

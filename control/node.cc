@@ -339,6 +339,10 @@ void node::state::set_endpoint(peer_state& ps, const std::optional<dataplane::so
             ep->lane_count = ps.endpoint_owner->lane_count;
         }
     }
+    publish_endpoint(ps, std::move(ep));
+}
+
+void node::state::publish_endpoint(peer_state& ps, std::unique_ptr<dataplane::peer_endpoint> ep) {
     ps.rt->endpoint.store(ep.get(), std::memory_order_release);
     if (ps.endpoint_owner) {
         retired_endpoints.push_back(std::move(ps.endpoint_owner));
@@ -354,9 +358,7 @@ void node::state::forget_lanes(peer_state& ps) {
     auto ep = std::make_unique<dataplane::peer_endpoint>();
     ep->address = ps.endpoint_owner->address;
     ep->local = ps.endpoint_owner->local;
-    ps.rt->endpoint.store(ep.get(), std::memory_order_release);
-    retired_endpoints.push_back(std::move(ps.endpoint_owner));
-    ps.endpoint_owner = std::move(ep);
+    publish_endpoint(ps, std::move(ep));
 }
 
 peer_state* node::state::find(const peer_runtime* rt) {

@@ -20,9 +20,7 @@ void node::state::handle_endpoint_changed(peer_state& ps, const dataplane::socke
                          local.empty() ? std::string("(route's)") : local.to_string());
             auto ep = std::make_unique<dataplane::peer_endpoint>(*ps.endpoint_owner);
             ep->local = local;
-            ps.rt->endpoint.store(ep.get(), std::memory_order_release);
-            retired_endpoints.push_back(std::move(ps.endpoint_owner));
-            ps.endpoint_owner = std::move(ep);
+            publish_endpoint(ps, std::move(ep));
         }
         return;
     }
@@ -48,9 +46,7 @@ void node::state::handle_endpoint_changed(peer_state& ps, const dataplane::socke
         probe.local = local;
         if (probe.matches(source)) {
             auto ep = std::make_unique<dataplane::peer_endpoint>(probe);
-            ps.rt->endpoint.store(ep.get(), std::memory_order_release);
-            retired_endpoints.push_back(std::move(ps.endpoint_owner));
-            ps.endpoint_owner = std::move(ep);
+            publish_endpoint(ps, std::move(ep));
             return;
         }
     }
@@ -65,9 +61,7 @@ void node::state::forget_local_source(const dataplane::local_address& gone) {
         }
         auto ep = std::make_unique<dataplane::peer_endpoint>(*ps->endpoint_owner);
         ep->local = {};
-        ps->rt->endpoint.store(ep.get(), std::memory_order_release);
-        retired_endpoints.push_back(std::move(ps->endpoint_owner));
-        ps->endpoint_owner = std::move(ep);
+        publish_endpoint(*ps, std::move(ep));
         ++changed;
     }
     if (changed > 0) {
@@ -92,9 +86,7 @@ void node::state::handle_mesh_frame(peer_state& ps, std::span<const uint8_t> fra
             }
         }
         ps.lanes.assign(ep->lanes.begin(), ep->lanes.begin() + ep->lane_count);
-        ps.rt->endpoint.store(ep.get(), std::memory_order_release);
-        retired_endpoints.push_back(std::move(ps.endpoint_owner));
-        ps.endpoint_owner = std::move(ep);
+        publish_endpoint(ps, std::move(ep));
         spdlog::debug("peer {}: {} lane(s) announced", crypto::key_to_base64(ps.cfg.public_key), ps.lanes.size());
         if ((frame[3] & dataplane::lanes_flag_request) != 0) {
             send_lanes(ps, now);

@@ -209,6 +209,8 @@ struct node::state {
     void set_endpoint(peer_state& ps, const std::optional<dataplane::socket_address>& address,
                       const dataplane::local_address& local = {});
     void forget_lanes(peer_state& ps);
+    // Makes `ep` (may be null) the peer's endpoint for the workers and retires the old one.
+    void publish_endpoint(peer_state& ps, std::unique_ptr<dataplane::peer_endpoint> ep);
     void retire(std::unique_ptr<session>& s);
     void reject(std::string_view reason) { ++hs_counters.rejected[std::string(reason)]; }
 
